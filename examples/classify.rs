@@ -1,0 +1,112 @@
+//! Classifies a generated 224x224 image with ResNet-18 and prints the top-5 classes.
+//!
+//! ```text
+//! cargo run --release --example classify                       # random init, ndarray
+//! cargo run --release --example classify -- --weights resnet18-f37072fd.pth
+//! cargo run --release --features wgpu --example classify -- --device wgpu
+//! ```
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use burn::tensor::{Tensor, TensorData, activation::softmax};
+use ferrovision::models::{ResNetConfig, ResNetDepth};
+
+const SIZE: usize = 224;
+const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// A sunset-like picture: a sky gradient with a disc, as `[3, 224, 224]` floats in [0, 1].
+fn generated_image() -> Vec<f32> {
+    let mut pixels = vec![0.0f32; 3 * SIZE * SIZE];
+    for y in 0..SIZE {
+        for x in 0..SIZE {
+            let (fx, fy) = (x as f32 / SIZE as f32, y as f32 / SIZE as f32);
+            let in_disc = (fx - 0.5).powi(2) + (fy - 0.6).powi(2) < 0.04;
+            let rgb = if in_disc {
+                [1.0, 0.8, 0.2]
+            } else {
+                [0.9 - 0.5 * fy, 0.4 + 0.2 * fx, 0.3 + 0.6 * fy]
+            };
+            for c in 0..3 {
+                pixels[c * SIZE * SIZE + y * SIZE + x] = rgb[c];
+            }
+        }
+    }
+    pixels
+}
+
+struct Args {
+    device: String,
+    weights: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        device: "ndarray".into(),
+        weights: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--device" => args.device = value()?,
+            "--weights" => args.weights = Some(value()?),
+            "-h" | "--help" => {
+                return Err("usage: classify [--device ndarray|wgpu] [--weights FILE]".into());
+            }
+            other => return Err(format!("unknown argument `{other}`; try --help")),
+        }
+    }
+    Ok(args)
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let device = ferrovision::device::by_name(&args.device)?;
+    println!("device: {}", ferrovision::device::describe(&device));
+
+    let mut model = ResNetConfig::new(ResNetDepth::R18).init(&device);
+    match &args.weights {
+        Some(path) => {
+            let (loaded, report) = model.load_weights(path)?;
+            println!("weights: {path}: {report}");
+            model = loaded;
+        }
+        None => println!("weights: none (random torchvision init); pass --weights FILE.pth"),
+    }
+    let model = model.eval();
+
+    let mut pixels = generated_image();
+    for (i, p) in pixels.iter_mut().enumerate() {
+        let c = i / (SIZE * SIZE);
+        *p = (*p - MEAN[c]) / STD[c];
+    }
+    let image = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, SIZE, SIZE]), &device);
+
+    let start = Instant::now();
+    let probs = softmax(model.forward(image), 1);
+    let probs = probs.into_data().try_to_vec::<f32>()?;
+    println!(
+        "ResNet-18 forward: {:.0} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+
+    let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("top-5 ImageNet classes:");
+    for (class, p) in ranked.iter().take(5) {
+        println!("  class {class:4}  p = {p:.4}");
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,265 @@
+"""Writes the PyTorch golden fixtures under tests/fixtures/golden/.
+
+Run from the repository root with the pinned torch + torchvision (see scripts/README.md):
+
+    ~/.venvs/torch/bin/python scripts/make_golden.py
+
+Every case names the PyTorch call it comes from. Tensors are float32; integer targets are int64.
+"""
+
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from safetensors.torch import save_file
+
+assert torch.__version__.startswith("2.14.1"), torch.__version__
+assert torchvision.__version__.startswith("0.29.2"), torchvision.__version__
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "golden")
+torch.manual_seed(0)
+torch.use_deterministic_algorithms(True)
+torch.set_num_threads(1)
+
+
+def rand(*shape):
+    return torch.randn(*shape, dtype=torch.float64).float()
+
+
+def backward_with(out, case, store):
+    """Backpropagates a fixed random upstream gradient `g` (a loss of sum(out * g))."""
+    g = rand(*out.shape)
+    (out * g).sum().backward()
+    store[f"{case}.grad_out"] = g
+    store[f"{case}.out"] = out.detach()
+
+
+def layers():
+    s = {}
+    # torch.nn.Conv2d(in, out, kernel, stride, padding, dilation, groups, bias)
+    conv_cases = {
+        "conv_basic": dict(inp=(2, 3, 9, 9), out_ch=8, k=(3, 3), stride=(1, 1), pad=(1, 1), dil=(1, 1), groups=1, bias=True),
+        "conv_strided_grouped": dict(inp=(2, 4, 11, 10), out_ch=6, k=(3, 5), stride=(2, 1), pad=(1, 2), dil=(2, 1), groups=2, bias=False),
+        "conv_stem": dict(inp=(1, 3, 32, 32), out_ch=16, k=(7, 7), stride=(2, 2), pad=(3, 3), dil=(1, 1), groups=1, bias=False),
+    }
+    for name, c in conv_cases.items():
+        conv = torch.nn.Conv2d(c["inp"][1], c["out_ch"], c["k"], c["stride"], c["pad"], c["dil"], c["groups"], c["bias"])
+        x = rand(*c["inp"]).requires_grad_()
+        backward_with(conv(x), name, s)
+        s[f"{name}.x"] = x.detach()
+        s[f"{name}.weight"] = conv.weight.detach()
+        s[f"{name}.grad_x"] = x.grad
+        s[f"{name}.grad_weight"] = conv.weight.grad
+        if c["bias"]:
+            s[f"{name}.bias"] = conv.bias.detach()
+            s[f"{name}.grad_bias"] = conv.bias.grad
+
+    # torch.nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode=...)
+    pool_cases = {
+        "maxpool_stem": dict(inp=(2, 3, 10, 10), k=(3, 3), stride=(2, 2), pad=(1, 1), dil=(1, 1), ceil=False),
+        "maxpool_ceil": dict(inp=(1, 2, 7, 8), k=(2, 3), stride=(2, 2), pad=(1, 1), dil=(1, 1), ceil=True),
+        "maxpool_dilated": dict(inp=(1, 2, 9, 9), k=(3, 3), stride=(1, 1), pad=(0, 0), dil=(2, 2), ceil=False),
+    }
+    for name, c in pool_cases.items():
+        pool = torch.nn.MaxPool2d(c["k"], c["stride"], c["pad"], c["dil"], ceil_mode=c["ceil"])
+        x = rand(*c["inp"]).requires_grad_()
+        backward_with(pool(x), name, s)
+        s[f"{name}.x"] = x.detach()
+        s[f"{name}.grad_x"] = x.grad
+
+    # torch.nn.AdaptiveAvgPool2d(output_size)
+    for name, inp, size in [("avgpool_global", (2, 3, 7, 7), (1, 1)), ("avgpool_uneven", (2, 3, 10, 9), (3, 4))]:
+        x = rand(*inp).requires_grad_()
+        backward_with(torch.nn.AdaptiveAvgPool2d(size)(x), name, s)
+        s[f"{name}.x"] = x.detach()
+        s[f"{name}.grad_x"] = x.grad
+
+    # torch.nn.Linear(in, out)
+    fc = torch.nn.Linear(7, 5)
+    x = rand(4, 7).requires_grad_()
+    backward_with(fc(x), "linear", s)
+    s.update({"linear.x": x.detach(), "linear.weight": fc.weight.detach(), "linear.bias": fc.bias.detach(),
+              "linear.grad_x": x.grad, "linear.grad_weight": fc.weight.grad, "linear.grad_bias": fc.bias.grad})
+
+    # torch.nn.ReLU()
+    x = rand(3, 4, 5, 5).requires_grad_()
+    backward_with(torch.relu(x), "relu", s)
+    s.update({"relu.x": x.detach(), "relu.grad_x": x.grad})
+
+    # torch.nn.BatchNorm2d(C, eps, momentum) in train() and eval() mode
+    for name, eps, momentum, train in [("bn_train", 1e-5, 0.1, True), ("bn_train_custom", 1e-3, 0.3, True), ("bn_eval", 1e-5, 0.1, False)]:
+        bn = torch.nn.BatchNorm2d(5, eps=eps, momentum=momentum)
+        with torch.no_grad():
+            bn.weight.copy_(1 + 0.3 * rand(5))
+            bn.bias.copy_(0.2 * rand(5))
+            bn.running_mean.copy_(0.5 * rand(5))
+            bn.running_var.copy_(0.5 + torch.rand(5))
+            bn.num_batches_tracked.fill_(3)
+        for key in ["weight", "bias", "running_mean", "running_var"]:
+            s[f"{name}.{key}"] = getattr(bn, key).detach().clone()
+        bn.train(train)
+        x = (2.0 + 3.0 * rand(4, 5, 6, 6)).requires_grad_()
+        backward_with(bn(x), name, s)
+        s[f"{name}.x"] = x.detach()
+        s[f"{name}.grad_x"] = x.grad
+        s[f"{name}.grad_weight"] = bn.weight.grad
+        s[f"{name}.grad_bias"] = bn.bias.grad
+        s[f"{name}.new_running_mean"] = bn.running_mean.clone()
+        s[f"{name}.new_running_var"] = bn.running_var.clone()
+        s[f"{name}.new_num_batches_tracked"] = bn.num_batches_tracked.clone().float().reshape(1)
+
+    # torch.nn.CrossEntropyLoss(weight, ignore_index, reduction, label_smoothing)
+    logits = 2.0 * rand(6, 5)
+    targets = torch.tensor([0, 4, 2, -100, 1, 2])
+    targets_custom_ignore = torch.tensor([0, 4, 2, 3, 1, 2])
+    class_weight = torch.tensor([0.5, 1.0, 2.0, 0.25, 1.5])
+    s["ce.logits"] = logits
+    s["ce.targets"] = targets.float()
+    s["ce.targets_custom_ignore"] = targets_custom_ignore.float()
+    s["ce.class_weight"] = class_weight
+    ce_cases = {
+        "ce_mean": dict(),
+        "ce_sum": dict(reduction="sum"),
+        "ce_none": dict(reduction="none"),
+        "ce_weight": dict(weight=class_weight),
+        "ce_ignore_index": dict(ignore_index=2),
+        "ce_smoothing": dict(label_smoothing=0.2),
+        "ce_weight_smoothing": dict(weight=class_weight, label_smoothing=0.15),
+        "ce_weight_smoothing_none": dict(weight=class_weight, label_smoothing=0.15, reduction="none"),
+        "ce_weight_smoothing_sum": dict(weight=class_weight, label_smoothing=0.15, reduction="sum"),
+    }
+    for name, kw in ce_cases.items():
+        x = logits.clone().requires_grad_()
+        t = targets_custom_ignore if "ignore_index" in kw else targets
+        out = torch.nn.CrossEntropyLoss(**kw)(x, t)
+        out.sum().backward()
+        s[f"{name}.out"] = out.detach().reshape(-1)
+        s[f"{name}.grad_logits"] = x.grad
+    save_file({k: v.contiguous() for k, v in s.items()}, os.path.join(OUT, "layers.safetensors"))
+
+
+def fnv1a(text):
+    h = 0x811C9DC5
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def formula(key, shape):
+    """Deterministic weights both sides compute: tests/common/mod.rs has the Rust twin."""
+    n = math.prod(shape)
+    u = ((torch.arange(n, dtype=torch.int64) * 7919 + fnv1a(key)) % 10007).double() / 10007.0
+    t = 2.0 * u - 1.0
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf == "num_batches_tracked":
+        return torch.zeros((), dtype=torch.int64)
+    if leaf == "running_var":
+        v = 0.5 + u
+    elif leaf == "running_mean" or leaf == "bias":
+        v = 0.1 * t
+    elif len(shape) == 1:  # batch-norm weight
+        v = 1.0 + 0.25 * t
+    else:  # conv / linear weight
+        fan_in = math.prod(shape[1:])
+        v = t * math.sqrt(3.0 / fan_in)
+    return v.float().reshape(shape)
+
+
+def load_formula(module):
+    module.load_state_dict({k: formula(k, tuple(v.shape)) for k, v in module.state_dict().items()})
+    return module
+
+
+def resnet():
+    s = {}
+    x = rand(2, 3, 64, 64)
+    s["x"] = x
+    model = load_formula(torchvision.models.resnet18(num_classes=1000))
+    # torchvision.models.resnet18().eval()(x)
+    model.eval()
+    with torch.no_grad():
+        s["eval.logits"] = model(x)
+    # train mode: batch statistics, CrossEntropyLoss, backward
+    model.train()
+    targets = torch.tensor([3, 777])
+    logits = model(x)
+    loss = F.cross_entropy(logits, targets)
+    loss.backward()
+    s["train.targets"] = targets.float()
+    s["train.logits"] = logits.detach()
+    s["train.loss"] = loss.detach().reshape(1)
+    s["train.grad_conv1_weight"] = model.conv1.weight.grad
+    s["train.grad_fc_weight"] = model.fc.weight.grad
+    s["train.bn1_running_mean"] = model.bn1.running_mean.clone()
+    s["train.bn1_running_var"] = model.bn1.running_var.clone()
+
+    # torchvision.models.resnet.BasicBlock / Bottleneck with a downsample, train mode
+    from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
+    blocks = {
+        "basic": (BasicBlock(16, 32, 2, torch.nn.Sequential(conv1x1(16, 32, 2), torch.nn.BatchNorm2d(32))), (2, 16, 10, 10)),
+        "bottleneck": (Bottleneck(32, 8, 2, torch.nn.Sequential(conv1x1(32, 32, 2), torch.nn.BatchNorm2d(32))), (2, 32, 9, 9)),
+    }
+    for name, (block, shape) in blocks.items():
+        load_formula(block).train()
+        xb = rand(*shape).requires_grad_()
+        backward_with(block(xb), name, s)
+        s[f"{name}.x"] = xb.detach()
+        s[f"{name}.grad_x"] = xb.grad
+    save_file({k: v.contiguous() for k, v in s.items()}, os.path.join(OUT, "resnet.safetensors"))
+    return x
+
+
+def strided_view(storage, shape):
+    """A view into `storage` with small overlapping strides: torch.save stores the storage once."""
+    strides = {4: (37, 11, 3, 1), 2: (7, 1), 1: (1,)}[len(shape)]
+    return storage.as_strided(shape, strides)
+
+
+def real_files(x):
+    """Small files written by torch.save / safetensors, to test the real loading path."""
+    # A full resnet18(num_classes=10) whose tensors are strided views of two small storages:
+    # the file holds the real torchvision keys and layout in ~150 KB.
+    model = torchvision.models.resnet18(num_classes=10)
+    weights = 0.04 * (2 * torch.rand(32768) - 1)
+    positive = 0.5 + torch.rand(1024)
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(7)
+        elif key.endswith("running_var") or (key.endswith("weight") and value.dim() == 1):
+            state[key] = strided_view(positive, value.shape)
+        else:
+            state[key] = strided_view(weights, value.shape)
+    torch.save(state, os.path.join(OUT, "resnet18_strided.pth"))
+    model.load_state_dict(state)
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+
+    # torchvision BasicBlock(64, 64), written both as .pth and .safetensors.
+    from torchvision.models.resnet import BasicBlock
+    block = BasicBlock(64, 64)
+    with torch.no_grad():
+        for bn in [block.bn1, block.bn2]:
+            bn.weight.copy_(1 + 0.2 * rand(64))
+            bn.bias.copy_(0.1 * rand(64))
+            bn.running_mean.copy_(0.1 * rand(64))
+            bn.running_var.copy_(0.5 + torch.rand(64))
+    block.eval()
+    torch.save(block.state_dict(), os.path.join(OUT, "basic_block.pth"))
+    save_file({k: v.contiguous() for k, v in block.state_dict().items()}, os.path.join(OUT, "basic_block.safetensors"))
+    xb = rand(1, 64, 8, 8)
+    with torch.no_grad():
+        out = block(xb)
+    save_file({"strided.logits": logits, "block.x": xb, "block.out": out}, os.path.join(OUT, "real_files.safetensors"))
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    layers()
+    x = resnet()
+    real_files(x)
+    for name in sorted(os.listdir(OUT)):
+        print(f"{name}: {os.path.getsize(os.path.join(OUT, name)) / 1e3:.0f} kB")

@@ -1,0 +1,143 @@
+//! The crate's error type: one enum, typed variants that keep the path and the cause.
+
+use std::path::PathBuf;
+
+/// A `Result` whose error is [`enum@Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A key whose tensor has another shape in the file than in the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeMismatch {
+    /// The state-dict key, e.g. `fc.weight`.
+    pub key: String,
+    /// The shape the model holds.
+    pub expected: Vec<usize>,
+    /// The shape found in the file.
+    pub found: Vec<usize>,
+}
+
+impl std::fmt::Display for ShapeMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: model has {:?}, file has {:?}",
+            self.key, self.expected, self.found
+        )
+    }
+}
+
+/// Everything that can go wrong when ferrovision meets the outside world.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("cannot access `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A `.pth` / `.pt` file is not a readable PyTorch checkpoint (truncated, corrupt, not a
+    /// checkpoint at all).
+    #[error("`{path}` is not a readable PyTorch checkpoint: {source}")]
+    Pth {
+        /// The file.
+        path: PathBuf,
+        /// What the reader found wrong.
+        source: pytorch_reader::PytorchError,
+    },
+    /// A `.safetensors` file is not readable (truncated, corrupt header, ...).
+    #[error("`{path}` is not a readable safetensors file: {source}")]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// What the parser found wrong.
+        source: safetensors::SafeTensorError,
+    },
+    /// A weight file whose extension names no format ferrovision reads.
+    #[error(
+        "`{path}`: unknown weight format; expected a `.pth`, `.pt`, `.bin` or `.safetensors` file"
+    )]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A tensor stored with an element type that cannot hold the model's values.
+    #[error("`{path}`: tensor `{key}` is stored as {found}; expected {expected}")]
+    Dtype {
+        /// The file.
+        path: PathBuf,
+        /// The state-dict key.
+        key: String,
+        /// The element type in the file.
+        found: String,
+        /// What the model accepts.
+        expected: &'static str,
+    },
+    /// A tensor whose stored byte length disagrees with its declared shape and type.
+    #[error("`{path}`: tensor `{key}` declares shape {shape:?} but holds {bytes} bytes")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The state-dict key.
+        key: String,
+        /// The declared shape.
+        shape: Vec<usize>,
+        /// The bytes found.
+        bytes: usize,
+    },
+    /// Strict loading found keys the model lacks, keys the file lacks, or shapes that differ.
+    #[error(
+        "`{path}` does not fit the model: {} missing, {} unexpected, {} shape mismatches{}",
+        missing.len(), unexpected.len(), mismatched.len(), describe(missing, unexpected, mismatched)
+    )]
+    IncompatibleWeights {
+        /// The file (or `<memory>` for an in-memory state dict).
+        path: PathBuf,
+        /// Keys the model has and the file lacks.
+        missing: Vec<String>,
+        /// Keys the file has and the model lacks.
+        unexpected: Vec<String>,
+        /// Keys whose shapes differ.
+        mismatched: Vec<ShapeMismatch>,
+    },
+    /// A device name that ferrovision does not know or was not compiled with.
+    #[error("unknown device `{name}`; this build offers: {available}")]
+    UnknownDevice {
+        /// The name asked for.
+        name: String,
+        /// The names this build accepts, comma-separated.
+        available: String,
+    },
+}
+
+fn describe(missing: &[String], unexpected: &[String], mismatched: &[ShapeMismatch]) -> String {
+    fn list(label: &str, items: &[String]) -> String {
+        const SHOWN: usize = 8;
+        if items.is_empty() {
+            return String::new();
+        }
+        let mut text = format!("; {label}: {}", items[..items.len().min(SHOWN)].join(", "));
+        if items.len() > SHOWN {
+            text.push_str(&format!(" and {} more", items.len() - SHOWN));
+        }
+        text
+    }
+    let shapes: Vec<String> = mismatched.iter().map(ToString::to_string).collect();
+    format!(
+        "{}{}{}",
+        list("missing", missing),
+        list("unexpected", unexpected),
+        list("shape mismatches", &shapes)
+    )
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

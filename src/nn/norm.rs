@@ -1,0 +1,166 @@
+//! Batch normalisation with PyTorch's semantics.
+
+use burn::config::Config;
+use burn::module::{Flag, Module, Param, RunningState};
+use burn::tensor::module::{batch_norm, batch_norm_train};
+use burn::tensor::{Device, Tensor};
+
+/// Configuration of a [`BatchNorm2d`], named and defaulted as `torch.nn.BatchNorm2d`.
+#[derive(Config, Debug)]
+pub struct BatchNorm2dConfig {
+    /// Channels of the input.
+    pub num_features: usize,
+    /// Added to the variance for numerical stability.
+    #[config(default = 1e-5)]
+    pub eps: f64,
+    /// Weight of the new batch in the running statistics' exponential average.
+    #[config(default = 0.1)]
+    pub momentum: f64,
+}
+
+/// `torch.nn.BatchNorm2d`, unlike Burn's own in three ways that change numbers:
+///
+/// - an explicit train/eval mode ([`train_mode`](super::train_mode) /
+///   [`eval_mode`](super::eval_mode)), independent of autodiff: training mode uses batch statistics
+///   and updates the running ones even without gradients; eval mode uses the running statistics
+///   and still passes gradients;
+/// - the running variance is updated with the **unbiased** batch variance (`n / (n - 1)`);
+/// - `num_batches_tracked` counts the training batches, and is part of the state dict.
+///
+/// ```
+/// use burn::tensor::{Distribution, Tensor};
+/// use ferrovision::nn::{eval_mode, BatchNorm2dConfig};
+/// let device = ferrovision::device::ndarray();
+/// let bn = BatchNorm2dConfig::new(3).init(&device);
+/// let x = Tensor::<4>::random([4, 3, 5, 5], Distribution::Normal(2.0, 3.0), &device);
+/// let y = bn.forward(x.clone()); // training mode: normalised with batch statistics
+/// assert!(y.mean().into_scalar::<f32>().abs() < 1e-4);
+/// assert_eq!(bn.num_batches_tracked(), 1);
+/// let frozen = eval_mode(bn);
+/// let _ = frozen.forward(x); // running statistics, no update
+/// assert_eq!(frozen.num_batches_tracked(), 1);
+/// ```
+#[derive(Module, Debug)]
+pub struct BatchNorm2d {
+    /// Scale (γ), `[num_features]`, initialised to 1.
+    pub weight: Param<Tensor<1>>,
+    /// Shift (β), `[num_features]`, initialised to 0.
+    pub bias: Param<Tensor<1>>,
+    /// Running mean, `[num_features]`.
+    pub running_mean: RunningState<Tensor<1>>,
+    /// Running unbiased variance, `[num_features]`.
+    pub running_var: RunningState<Tensor<1>>,
+    /// Training batches seen, as a one-element float tensor (exact to 2^24 batches); the state
+    /// dict writes it as PyTorch's int64 scalar.
+    pub num_batches_tracked: RunningState<Tensor<1>>,
+    /// Training mode (batch statistics) when enabled, eval mode when not.
+    pub training: Param<Flag>,
+    /// Added to the variance for numerical stability.
+    pub eps: f64,
+    /// Weight of the new batch in the running averages.
+    pub momentum: f64,
+}
+
+impl BatchNorm2dConfig {
+    /// Builds the layer on `device`, in training mode, as PyTorch does.
+    ///
+    /// # Panics
+    /// When `num_features` is zero, `eps` is not positive, or `momentum` is outside `[0, 1]`.
+    pub fn init(&self, device: &Device) -> BatchNorm2d {
+        assert!(
+            self.num_features > 0,
+            "BatchNorm2d: num_features must be positive"
+        );
+        assert!(
+            self.eps > 0.0,
+            "BatchNorm2d: eps must be positive, got {}",
+            self.eps
+        );
+        assert!(
+            (0.0..=1.0).contains(&self.momentum),
+            "BatchNorm2d: momentum must be in [0, 1], got {}",
+            self.momentum
+        );
+        let n = self.num_features;
+        BatchNorm2d {
+            weight: Param::from_tensor(Tensor::ones([n], device)),
+            bias: Param::from_tensor(Tensor::zeros([n], device)),
+            running_mean: RunningState::new(Tensor::zeros([n], device)),
+            running_var: RunningState::new(Tensor::ones([n], device)),
+            num_batches_tracked: RunningState::new(Tensor::zeros([1], device)),
+            training: Param::from_bool(true),
+            eps: self.eps,
+            momentum: self.momentum,
+        }
+    }
+}
+
+impl BatchNorm2d {
+    /// Normalises each channel.
+    ///
+    /// # Shapes
+    /// - input and output: `[batch, num_features, height, width]`
+    ///
+    /// # Panics
+    /// In training mode, when a channel holds a single value (`batch * height * width == 1`),
+    /// as PyTorch refuses it too: its variance is undefined.
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        if self.training.is_enabled() {
+            self.forward_train(input)
+        } else {
+            let device = input.device();
+            batch_norm(
+                input,
+                self.weight.val(),
+                self.bias.val(),
+                self.running_mean.value().to_device(&device),
+                self.running_var.value().to_device(&device),
+                self.eps,
+            )
+        }
+    }
+
+    fn forward_train(&self, input: Tensor<4>) -> Tensor<4> {
+        let [batch, _, height, width] = input.dims();
+        let count = batch * height * width;
+        assert!(
+            count > 1,
+            "BatchNorm2d: expected more than 1 value per channel when training, got input of shape {:?}",
+            input.dims()
+        );
+        let device = input.device();
+        let out = batch_norm_train(input, self.weight.val(), self.bias.val(), self.eps);
+        let unbiased = out
+            .variance
+            .detach()
+            .mul_scalar(count as f64 / (count - 1) as f64);
+        let m = self.momentum;
+        let mean = self.running_mean.value_sync().to_device(&device);
+        let var = self.running_var.value_sync().to_device(&device);
+        let seen = self.num_batches_tracked.value_sync().to_device(&device);
+        self.running_mean.update(
+            mean.mul_scalar(1.0 - m)
+                .add(out.mean.detach().mul_scalar(m))
+                .detach(),
+        );
+        self.running_var
+            .update(var.mul_scalar(1.0 - m).add(unbiased.mul_scalar(m)).detach());
+        self.num_batches_tracked
+            .update(seen.add_scalar(1.0).detach());
+        // Burn's RunningState keeps updates per thread until the next sync; fold them in now so
+        // the state dict and eval mode always see this batch.
+        for state in [
+            &self.running_mean,
+            &self.running_var,
+            &self.num_batches_tracked,
+        ] {
+            let _ = state.value_sync();
+        }
+        out.output
+    }
+
+    /// Training batches seen so far (reads the device).
+    pub fn num_batches_tracked(&self) -> u64 {
+        self.num_batches_tracked.value().into_scalar::<f32>() as u64
+    }
+}

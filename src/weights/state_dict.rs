@@ -1,0 +1,250 @@
+//! The in-memory state dict: named raw tensors, as a file stores them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// Element type of a stored tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dtype {
+    /// 32-bit float.
+    F32,
+    /// 64-bit float.
+    F64,
+    /// IEEE half.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// 64-bit signed integer (PyTorch's `long`, e.g. `num_batches_tracked`).
+    I64,
+    /// 32-bit signed integer.
+    I32,
+    /// Any other type (bool, 8/16-bit ints, complex, fp8, ...), by name.
+    Other(String),
+}
+
+impl Dtype {
+    fn size(&self) -> Option<usize> {
+        match self {
+            Dtype::F64 | Dtype::I64 => Some(8),
+            Dtype::F32 | Dtype::I32 => Some(4),
+            Dtype::F16 | Dtype::BF16 => Some(2),
+            Dtype::Other(_) => None,
+        }
+    }
+
+    fn is_float(&self) -> bool {
+        matches!(self, Dtype::F32 | Dtype::F64 | Dtype::F16 | Dtype::BF16)
+    }
+}
+
+impl std::fmt::Display for Dtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dtype::Other(name) => f.write_str(name),
+            known => write!(f, "{}", format!("{known:?}").to_lowercase()),
+        }
+    }
+}
+
+/// One stored tensor: element type, shape and little-endian bytes, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawTensor {
+    /// Element type.
+    pub dtype: Dtype,
+    /// Extents, outermost first; empty for a scalar.
+    pub shape: Vec<usize>,
+    /// The elements' bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl RawTensor {
+    /// An `f32` tensor.
+    ///
+    /// # Panics
+    /// When `values.len()` is not the product of `shape`.
+    pub fn from_f32(shape: Vec<usize>, values: &[f32]) -> Self {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            values.len(),
+            "RawTensor::from_f32: shape {shape:?} does not hold {} values",
+            values.len()
+        );
+        Self {
+            dtype: Dtype::F32,
+            shape,
+            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The values as `f32`, for a float tensor (`f32`, `f64`, `f16`, `bf16`), or for an integer
+    /// one when `allow_int` (counters such as `num_batches_tracked`).
+    ///
+    /// # Errors
+    /// [`Error::Dtype`] for another element type, [`Error::Corrupt`] when the byte count does
+    /// not match the shape.
+    pub fn to_f32(&self, path: &Path, key: &str, allow_int: bool) -> Result<Vec<f32>> {
+        let wrong_type = || Error::Dtype {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            found: self.dtype.to_string(),
+            expected: if allow_int {
+                "a float or integer type"
+            } else {
+                "a float type (f32, f64, f16, bf16)"
+            },
+        };
+        if !(self.dtype.is_float() || allow_int) {
+            return Err(wrong_type());
+        }
+        let size = self.dtype.size().ok_or_else(wrong_type)?;
+        if self.bytes.len() != self.numel() * size {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                key: key.to_string(),
+                shape: self.shape.clone(),
+                bytes: self.bytes.len(),
+            });
+        }
+        let chunks = self.bytes.chunks_exact(size);
+        Ok(match self.dtype {
+            Dtype::F32 => chunks
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+            Dtype::F64 => chunks
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
+                .collect(),
+            Dtype::F16 => chunks
+                .map(|b| half::f16::from_le_bytes(b.try_into().unwrap()).to_f32())
+                .collect(),
+            Dtype::BF16 => chunks
+                .map(|b| half::bf16::from_le_bytes(b.try_into().unwrap()).to_f32())
+                .collect(),
+            Dtype::I64 => chunks
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
+                .collect(),
+            Dtype::I32 => chunks
+                .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32)
+                .collect(),
+            Dtype::Other(_) => unreachable!("size() is None for other types"),
+        })
+    }
+}
+
+/// Named tensors, as `model.state_dict()` in PyTorch, with the file they came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateDict {
+    tensors: BTreeMap<String, RawTensor>,
+    source: Option<PathBuf>,
+}
+
+impl StateDict {
+    /// An empty state dict.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads a `.pth` / `.pt` / `.bin` file (as `torch.save(model.state_dict(), f)` writes it)
+    /// or a `.safetensors` file, chosen by extension. Keys are returned as stored; see
+    /// [`strip_prefix`](Self::strip_prefix) for `module.`-prefixed (DataParallel) files.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read, [`Error::Pth`] / [`Error::Safetensors`] when
+    /// it is not a valid file of its format (truncated, corrupt), [`Error::UnknownFormat`] for
+    /// another extension.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let extension = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let tensors = match extension.as_deref() {
+            Some("pth" | "pt" | "bin" | "ckpt") => super::formats::read_pth(path)?,
+            Some("safetensors") => super::formats::read_safetensors(path)?,
+            _ => {
+                return Err(Error::UnknownFormat {
+                    path: path.to_path_buf(),
+                });
+            }
+        };
+        Ok(Self {
+            tensors,
+            source: Some(path.to_path_buf()),
+        })
+    }
+
+    /// Writes the state dict as a `.safetensors` file, atomically: a temporary file beside
+    /// `path` is written, flushed to disk and renamed over it, so a crash never leaves a
+    /// half-written file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be written.
+    pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
+        super::formats::write_safetensors(&self.tensors, path.as_ref())
+    }
+
+    /// The file this state dict was read from, if any.
+    pub fn source(&self) -> Option<&Path> {
+        self.source.as_deref()
+    }
+
+    pub(crate) fn source_or_memory(&self) -> PathBuf {
+        self.source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<memory>"))
+    }
+
+    /// Keys in sorted order.
+    pub fn keys(&self) -> Vec<&str> {
+        self.tensors.keys().map(String::as_str).collect()
+    }
+
+    /// The tensor under `key`.
+    pub fn get(&self, key: &str) -> Option<&RawTensor> {
+        self.tensors.get(key)
+    }
+
+    /// Adds or replaces a tensor.
+    pub fn insert(&mut self, key: impl Into<String>, tensor: RawTensor) {
+        self.tensors.insert(key.into(), tensor);
+    }
+
+    /// Removes a tensor.
+    pub fn remove(&mut self, key: &str) -> Option<RawTensor> {
+        self.tensors.remove(key)
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Whether there are no tensors.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// Total number of elements, as PyTorch counts parameters and buffers together.
+    pub fn numel(&self) -> usize {
+        self.tensors.values().map(RawTensor::numel).sum()
+    }
+
+    /// Removes `prefix` from every key that starts with it (e.g. `module.` from a
+    /// DataParallel checkpoint); other keys are kept unchanged.
+    pub fn strip_prefix(&mut self, prefix: &str) {
+        self.tensors = std::mem::take(&mut self.tensors)
+            .into_iter()
+            .map(|(k, v)| (k.strip_prefix(prefix).map(str::to_string).unwrap_or(k), v))
+            .collect();
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &RawTensor)> {
+        self.tensors.iter()
+    }
+}

@@ -1,0 +1,173 @@
+//! Helpers shared by the integration tests: devices, golden fixtures, `assert_close`.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use ferrovision::weights::{RawTensor, StateDict};
+
+/// The devices every golden test runs on: ndarray, plus wgpu when the feature is on.
+///
+/// With `CI=true` a missing wgpu adapter fails the test; elsewhere wgpu is skipped with a reason.
+pub fn devices() -> Vec<(&'static str, Device)> {
+    let mut devices = vec![("ndarray", ferrovision::device::ndarray())];
+    #[cfg(feature = "wgpu")]
+    {
+        let device = ferrovision::device::wgpu();
+        let probe = device.clone();
+        let works = std::panic::catch_unwind(move || {
+            Tensor::<1>::ones([4], &probe).sum().into_scalar::<f32>() == 4.0
+        })
+        .unwrap_or(false);
+        if works {
+            devices.push(("wgpu", device));
+        } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but no wgpu adapter works here: install mesa-vulkan-drivers");
+        } else {
+            eprintln!(
+                "skipping wgpu: no working adapter (install mesa-vulkan-drivers for lavapipe)"
+            );
+        }
+    }
+    devices
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A golden file written by `scripts/make_golden.py`.
+pub struct Golden(StateDict);
+
+impl Golden {
+    pub fn open(name: &str) -> Self {
+        Golden(StateDict::from_file(fixture(&format!("golden/{name}.safetensors"))).unwrap())
+    }
+
+    pub fn raw(&self, key: &str) -> (Vec<usize>, Vec<f32>) {
+        let raw = self
+            .0
+            .get(key)
+            .unwrap_or_else(|| panic!("golden key `{key}` missing"));
+        (
+            raw.shape.clone(),
+            raw.to_f32(&fixture("golden"), key, false).unwrap(),
+        )
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.0.get(key).is_some()
+    }
+
+    pub fn tensor<const D: usize>(&self, key: &str, device: &Device) -> Tensor<D> {
+        let (shape, values) = self.raw(key);
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    /// Integer targets, stored as floats.
+    pub fn ints(&self, key: &str, device: &Device) -> Tensor<1, Int> {
+        let (_, values) = self.raw(key);
+        let ints: Vec<i64> = values.iter().map(|v| *v as i64).collect();
+        Tensor::from_data(TensorData::new(ints.clone(), [ints.len()]), device)
+    }
+
+    /// Like [`check`](Self::check), with the absolute tolerance scaled by the largest expected
+    /// magnitude: `1e-4 * max(1, max|expected|)`. For gradients through a whole network, whose
+    /// f32 rounding grows with their size (PyTorch's own f32 and f64 results differ by 9e-5 on
+    /// ResNet-18's `conv1.weight` gradient, whose largest entry is 3.5).
+    pub fn check_scaled<const D: usize>(&self, label: &str, actual: Tensor<D>, key: &str) -> f32 {
+        let (shape, expected) = self.raw(key);
+        let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        assert_close(label, actual, &shape, &expected, 1e-4 * scale, 1e-5)
+    }
+
+    /// Compares `actual` with the golden `key` within `atol + rtol * |expected|`.
+    pub fn check<const D: usize>(&self, label: &str, actual: Tensor<D>, key: &str) -> f32 {
+        let (shape, expected) = self.raw(key);
+        assert_close(label, actual, &shape, &expected, 1e-4, 1e-5)
+    }
+}
+
+/// Asserts element-wise `|a - e| <= atol + rtol * |e|`, prints the largest error seen.
+pub fn assert_close<const D: usize>(
+    label: &str,
+    actual: Tensor<D>,
+    shape: &[usize],
+    expected: &[f32],
+    atol: f32,
+    rtol: f32,
+) -> f32 {
+    let dims = actual.dims();
+    let actual_shape: &[usize] = &dims;
+    let squeezed = |s: &[usize]| s.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
+    assert!(
+        actual_shape == shape || squeezed(actual_shape) == squeezed(shape),
+        "{label}: shape {actual_shape:?}, expected {shape:?}"
+    );
+    let actual = actual
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let mut worst = 0.0f32;
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        let err = (a - e).abs();
+        assert!(
+            err <= atol + rtol * e.abs(),
+            "{label}: element {i}: got {a}, expected {e} (error {err})"
+        );
+        worst = worst.max(err);
+    }
+    eprintln!("golden {label}: max abs error {worst:.3e}");
+    worst
+}
+
+/// FNV-1a, 32-bit: the key hash of `scripts/make_golden.py`'s `formula`.
+fn fnv1a(text: &str) -> u64 {
+    let mut h: u32 = 0x811C9DC5;
+    for byte in text.bytes() {
+        h = (h ^ byte as u32).wrapping_mul(0x01000193);
+    }
+    h as u64
+}
+
+/// The Rust twin of `formula` in `scripts/make_golden.py`: deterministic weights for every key
+/// of `template` (a model's own state dict), so a full ResNet needs no committed weight file.
+pub fn formula_state_dict(template: &StateDict) -> StateDict {
+    let mut dict = StateDict::new();
+    for key in template.keys() {
+        let shape = template.get(key).unwrap().shape.clone();
+        let leaf = key.rsplit('.').next().unwrap();
+        if leaf == "num_batches_tracked" {
+            let zero = RawTensor {
+                dtype: ferrovision::weights::Dtype::I64,
+                shape: vec![],
+                bytes: vec![0; 8],
+            };
+            dict.insert(key, zero);
+            continue;
+        }
+        let n: usize = shape.iter().product();
+        let h = fnv1a(key);
+        let values: Vec<f32> = (0..n as u64)
+            .map(|i| {
+                let u = ((i * 7919 + h) % 10007) as f64 / 10007.0;
+                let t = 2.0 * u - 1.0;
+                let v = match leaf {
+                    "running_var" => 0.5 + u,
+                    "running_mean" | "bias" => 0.1 * t,
+                    _ if shape.len() == 1 => 1.0 + 0.25 * t,
+                    _ => {
+                        let fan_in: usize = shape[1..].iter().product();
+                        t * (3.0 / fan_in as f64).sqrt()
+                    }
+                };
+                v as f32
+            })
+            .collect();
+        dict.insert(key, RawTensor::from_f32(shape, &values));
+    }
+    dict
+}

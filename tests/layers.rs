@@ -1,0 +1,355 @@
+//! Golden tests of the layers against PyTorch (`scripts/make_golden.py`, `layers()`), forward
+//! and gradients, on every device.
+
+mod common;
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor};
+use common::{Golden, devices};
+use ferrovision::nn::{
+    AdaptiveAvgPool2d, BatchNorm2d, BatchNorm2dConfig, Conv2dConfig, CrossEntropyLossConfig,
+    LinearConfig, MaxPool2dConfig, Reduction, Relu, eval_mode,
+};
+
+/// `sum(out * g)` with the golden upstream gradient, checking the forward output on the way.
+fn loss_of<const D: usize>(
+    g: &Golden,
+    label: &str,
+    case: &str,
+    out: Tensor<D>,
+    device: &Device,
+) -> Tensor<1> {
+    g.check(
+        &format!("{label} {case} forward"),
+        out.clone(),
+        &format!("{case}.out"),
+    );
+    (out * g.tensor::<D>(&format!("{case}.grad_out"), device)).sum()
+}
+
+#[test]
+fn conv2d_matches_torch_forward_and_gradients() {
+    let g = Golden::open("layers");
+    // torch.nn.Conv2d(in, out, kernel, stride, padding, dilation, groups, bias)
+    let cases = [
+        (
+            "conv_basic",
+            Conv2dConfig::new(3, 8, [3, 3]).with_padding([1, 1]),
+        ),
+        (
+            "conv_strided_grouped",
+            Conv2dConfig::new(4, 6, [3, 5])
+                .with_stride([2, 1])
+                .with_padding([1, 2])
+                .with_dilation([2, 1])
+                .with_groups(2)
+                .with_bias(false),
+        ),
+        (
+            "conv_stem",
+            Conv2dConfig::new(3, 16, [7, 7])
+                .with_stride([2, 2])
+                .with_padding([3, 3])
+                .with_bias(false),
+        ),
+    ];
+    for (name, device) in devices() {
+        let device = device.autodiff();
+        for (case, config) in &cases {
+            let mut conv = config.init(&device);
+            conv.weight = Param::from_tensor(g.tensor(&format!("{case}.weight"), &device));
+            if config.bias {
+                conv.bias = Some(Param::from_tensor(
+                    g.tensor(&format!("{case}.bias"), &device),
+                ));
+            }
+            let x = g.tensor::<4>(&format!("{case}.x"), &device).require_grad();
+            let grads = loss_of(&g, name, case, conv.forward(x.clone()), &device).backward();
+            g.check(
+                &format!("{name} {case} grad_x"),
+                x.grad(&grads).unwrap(),
+                &format!("{case}.grad_x"),
+            );
+            g.check(
+                &format!("{name} {case} grad_weight"),
+                conv.weight.val().grad(&grads).unwrap(),
+                &format!("{case}.grad_weight"),
+            );
+            if let Some(bias) = &conv.bias {
+                g.check(
+                    &format!("{name} {case} grad_bias"),
+                    bias.val().grad(&grads).unwrap(),
+                    &format!("{case}.grad_bias"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn max_pool2d_matches_torch_including_ceil_mode_and_dilation() {
+    let g = Golden::open("layers");
+    // torch.nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode)
+    let cases = [
+        (
+            "maxpool_stem",
+            MaxPool2dConfig::new([3, 3])
+                .with_stride(Some([2, 2]))
+                .with_padding([1, 1]),
+        ),
+        (
+            "maxpool_ceil",
+            MaxPool2dConfig::new([2, 3])
+                .with_stride(Some([2, 2]))
+                .with_padding([1, 1])
+                .with_ceil_mode(true),
+        ),
+        (
+            "maxpool_dilated",
+            MaxPool2dConfig::new([3, 3])
+                .with_stride(Some([1, 1]))
+                .with_dilation([2, 2]),
+        ),
+    ];
+    for (name, device) in devices() {
+        let device = device.autodiff();
+        for (case, config) in &cases {
+            let x = g.tensor::<4>(&format!("{case}.x"), &device).require_grad();
+            let grads =
+                loss_of(&g, name, case, config.init().forward(x.clone()), &device).backward();
+            g.check(
+                &format!("{name} {case} grad_x"),
+                x.grad(&grads).unwrap(),
+                &format!("{case}.grad_x"),
+            );
+        }
+    }
+}
+
+#[test]
+fn adaptive_avg_pool2d_matches_torch_on_uneven_grids() {
+    let g = Golden::open("layers");
+    // torch.nn.AdaptiveAvgPool2d(output_size)
+    for (name, device) in devices() {
+        let device = device.autodiff();
+        for (case, size) in [("avgpool_global", [1, 1]), ("avgpool_uneven", [3, 4])] {
+            let x = g.tensor::<4>(&format!("{case}.x"), &device).require_grad();
+            let out = AdaptiveAvgPool2d::new(size).forward(x.clone());
+            let grads = loss_of(&g, name, case, out, &device).backward();
+            g.check(
+                &format!("{name} {case} grad_x"),
+                x.grad(&grads).unwrap(),
+                &format!("{case}.grad_x"),
+            );
+        }
+    }
+}
+
+#[test]
+fn linear_matches_torch_with_pytorch_weight_layout() {
+    let g = Golden::open("layers");
+    // torch.nn.Linear(7, 5): weight [out, in]
+    for (name, device) in devices() {
+        let device = device.autodiff();
+        let mut fc = LinearConfig::new(7, 5).init(&device);
+        fc.weight = Param::from_tensor(g.tensor("linear.weight", &device));
+        fc.bias = Some(Param::from_tensor(g.tensor("linear.bias", &device)));
+        let x = g.tensor::<2>("linear.x", &device).require_grad();
+        let grads = loss_of(&g, name, "linear", fc.forward(x.clone()), &device).backward();
+        g.check(
+            &format!("{name} linear grad_x"),
+            x.grad(&grads).unwrap(),
+            "linear.grad_x",
+        );
+        g.check(
+            &format!("{name} linear grad_weight"),
+            fc.weight.val().grad(&grads).unwrap(),
+            "linear.grad_weight",
+        );
+        let bias = fc.bias.as_ref().unwrap().val();
+        g.check(
+            &format!("{name} linear grad_bias"),
+            bias.grad(&grads).unwrap(),
+            "linear.grad_bias",
+        );
+    }
+}
+
+#[test]
+fn relu_matches_torch() {
+    let g = Golden::open("layers");
+    for (name, device) in devices() {
+        let device = device.autodiff();
+        let x = g.tensor::<4>("relu.x", &device).require_grad();
+        let grads = loss_of(&g, name, "relu", Relu.forward(x.clone()), &device).backward();
+        g.check(
+            &format!("{name} relu grad_x"),
+            x.grad(&grads).unwrap(),
+            "relu.grad_x",
+        );
+    }
+}
+
+fn golden_bn(g: &Golden, case: &str, eps: f64, momentum: f64, device: &Device) -> BatchNorm2d {
+    let mut bn = BatchNorm2dConfig::new(5)
+        .with_eps(eps)
+        .with_momentum(momentum)
+        .init(device);
+    bn.weight = Param::from_tensor(g.tensor(&format!("{case}.weight"), device));
+    bn.bias = Param::from_tensor(g.tensor(&format!("{case}.bias"), device));
+    bn.running_mean
+        .update(g.tensor(&format!("{case}.running_mean"), device));
+    bn.running_var
+        .update(g.tensor(&format!("{case}.running_var"), device));
+    bn.num_batches_tracked
+        .update(Tensor::from_floats([3.0], device));
+    for state in [&bn.running_mean, &bn.running_var, &bn.num_batches_tracked] {
+        let _ = state.value_sync();
+    }
+    bn
+}
+
+#[test]
+fn batch_norm_matches_torch_in_train_and_eval_mode_with_unbiased_running_var() {
+    let g = Golden::open("layers");
+    // torch.nn.BatchNorm2d(5, eps, momentum), .train(mode)
+    for (name, device) in devices() {
+        let device = device.autodiff();
+        for (case, eps, momentum, train) in [
+            ("bn_train", 1e-5, 0.1, true),
+            ("bn_train_custom", 1e-3, 0.3, true),
+            ("bn_eval", 1e-5, 0.1, false),
+        ] {
+            let bn = golden_bn(&g, case, eps, momentum, &device);
+            let bn = if train { bn } else { eval_mode(bn) };
+            let x = g.tensor::<4>(&format!("{case}.x"), &device).require_grad();
+            let grads = loss_of(&g, name, case, bn.forward(x.clone()), &device).backward();
+            g.check(
+                &format!("{name} {case} grad_x"),
+                x.grad(&grads).unwrap(),
+                &format!("{case}.grad_x"),
+            );
+            g.check(
+                &format!("{name} {case} grad_weight"),
+                bn.weight.val().grad(&grads).unwrap(),
+                &format!("{case}.grad_weight"),
+            );
+            g.check(
+                &format!("{name} {case} grad_bias"),
+                bn.bias.val().grad(&grads).unwrap(),
+                &format!("{case}.grad_bias"),
+            );
+            g.check(
+                &format!("{name} {case} running_mean"),
+                bn.running_mean.value(),
+                &format!("{case}.new_running_mean"),
+            );
+            g.check(
+                &format!("{name} {case} running_var"),
+                bn.running_var.value(),
+                &format!("{case}.new_running_var"),
+            );
+            g.check(
+                &format!("{name} {case} num_batches_tracked"),
+                bn.num_batches_tracked.value(),
+                &format!("{case}.new_num_batches_tracked"),
+            );
+        }
+    }
+}
+
+#[test]
+fn batch_norm_train_mode_uses_batch_statistics_without_autodiff() {
+    // PyTorch's train() decides, not the device: under torch.no_grad() a training batch norm
+    // still normalises with the batch and updates its running statistics.
+    let g = Golden::open("layers");
+    for (name, device) in devices() {
+        let bn = golden_bn(&g, "bn_train", 1e-5, 0.1, &device);
+        let out = bn.forward(g.tensor("bn_train.x", &device));
+        g.check(
+            &format!("{name} bn_train no-autodiff forward"),
+            out,
+            "bn_train.out",
+        );
+        g.check(
+            &format!("{name} bn_train no-autodiff running_var"),
+            bn.running_var.value(),
+            "bn_train.new_running_var",
+        );
+    }
+}
+
+#[test]
+fn cross_entropy_matches_torch_for_every_option() {
+    let g = Golden::open("layers");
+    let weight = g.raw("ce.class_weight").1;
+    // torch.nn.CrossEntropyLoss(weight, ignore_index, reduction, label_smoothing)
+    let cases = [
+        ("ce_mean", CrossEntropyLossConfig::new()),
+        (
+            "ce_sum",
+            CrossEntropyLossConfig::new().with_reduction(Reduction::Sum),
+        ),
+        (
+            "ce_none",
+            CrossEntropyLossConfig::new().with_reduction(Reduction::None),
+        ),
+        (
+            "ce_weight",
+            CrossEntropyLossConfig::new().with_weight(Some(weight.clone())),
+        ),
+        (
+            "ce_ignore_index",
+            CrossEntropyLossConfig::new().with_ignore_index(2),
+        ),
+        (
+            "ce_smoothing",
+            CrossEntropyLossConfig::new().with_label_smoothing(0.2),
+        ),
+        (
+            "ce_weight_smoothing",
+            CrossEntropyLossConfig::new()
+                .with_weight(Some(weight.clone()))
+                .with_label_smoothing(0.15),
+        ),
+        (
+            "ce_weight_smoothing_none",
+            CrossEntropyLossConfig::new()
+                .with_weight(Some(weight.clone()))
+                .with_label_smoothing(0.15)
+                .with_reduction(Reduction::None),
+        ),
+        (
+            "ce_weight_smoothing_sum",
+            CrossEntropyLossConfig::new()
+                .with_weight(Some(weight.clone()))
+                .with_label_smoothing(0.15)
+                .with_reduction(Reduction::Sum),
+        ),
+    ];
+    for (name, device) in devices() {
+        let device = device.autodiff();
+        for (case, config) in &cases {
+            let logits = g.tensor::<2>("ce.logits", &device).require_grad();
+            let targets_key = if *case == "ce_ignore_index" {
+                "ce.targets_custom_ignore"
+            } else {
+                "ce.targets"
+            };
+            let out = config
+                .init()
+                .forward(logits.clone(), g.ints(targets_key, &device));
+            g.check(
+                &format!("{name} {case} loss"),
+                out.clone(),
+                &format!("{case}.out"),
+            );
+            let grads = out.sum().backward();
+            g.check(
+                &format!("{name} {case} grad_logits"),
+                logits.grad(&grads).unwrap(),
+                &format!("{case}.grad_logits"),
+            );
+        }
+    }
+}
