@@ -65,22 +65,10 @@ fn conv2d_matches_torch_forward_and_gradients() {
             }
             let x = g.tensor::<4>(&format!("{case}.x"), &device).require_grad();
             let grads = loss_of(&g, name, case, conv.forward(x.clone()), &device).backward();
-            g.check(
-                &format!("{name} {case} grad_x"),
-                x.grad(&grads).unwrap(),
-                &format!("{case}.grad_x"),
-            );
-            g.check(
-                &format!("{name} {case} grad_weight"),
-                conv.weight.val().grad(&grads).unwrap(),
-                &format!("{case}.grad_weight"),
-            );
+            g.check_grad(name, case, "grad_x", x.grad(&grads));
+            g.check_grad(name, case, "grad_weight", conv.weight.val().grad(&grads));
             if let Some(bias) = &conv.bias {
-                g.check(
-                    &format!("{name} {case} grad_bias"),
-                    bias.val().grad(&grads).unwrap(),
-                    &format!("{case}.grad_bias"),
-                );
+                g.check_grad(name, case, "grad_bias", bias.val().grad(&grads));
             }
         }
     }
@@ -117,11 +105,7 @@ fn max_pool2d_matches_torch_including_ceil_mode_and_dilation() {
             let x = g.tensor::<4>(&format!("{case}.x"), &device).require_grad();
             let grads =
                 loss_of(&g, name, case, config.init().forward(x.clone()), &device).backward();
-            g.check(
-                &format!("{name} {case} grad_x"),
-                x.grad(&grads).unwrap(),
-                &format!("{case}.grad_x"),
-            );
+            g.check_grad(name, case, "grad_x", x.grad(&grads));
         }
     }
 }
@@ -136,11 +120,7 @@ fn adaptive_avg_pool2d_matches_torch_on_uneven_grids() {
             let x = g.tensor::<4>(&format!("{case}.x"), &device).require_grad();
             let out = AdaptiveAvgPool2d::new(size).forward(x.clone());
             let grads = loss_of(&g, name, case, out, &device).backward();
-            g.check(
-                &format!("{name} {case} grad_x"),
-                x.grad(&grads).unwrap(),
-                &format!("{case}.grad_x"),
-            );
+            g.check_grad(name, case, "grad_x", x.grad(&grads));
         }
     }
 }
@@ -156,22 +136,10 @@ fn linear_matches_torch_with_pytorch_weight_layout() {
         fc.bias = Some(Param::from_tensor(g.tensor("linear.bias", &device)));
         let x = g.tensor::<2>("linear.x", &device).require_grad();
         let grads = loss_of(&g, name, "linear", fc.forward(x.clone()), &device).backward();
-        g.check(
-            &format!("{name} linear grad_x"),
-            x.grad(&grads).unwrap(),
-            "linear.grad_x",
-        );
-        g.check(
-            &format!("{name} linear grad_weight"),
-            fc.weight.val().grad(&grads).unwrap(),
-            "linear.grad_weight",
-        );
+        g.check_grad(name, "linear", "grad_x", x.grad(&grads));
+        g.check_grad(name, "linear", "grad_weight", fc.weight.val().grad(&grads));
         let bias = fc.bias.as_ref().unwrap().val();
-        g.check(
-            &format!("{name} linear grad_bias"),
-            bias.grad(&grads).unwrap(),
-            "linear.grad_bias",
-        );
+        g.check_grad(name, "linear", "grad_bias", bias.grad(&grads));
     }
 }
 
@@ -182,11 +150,7 @@ fn relu_matches_torch() {
         let device = device.autodiff();
         let x = g.tensor::<4>("relu.x", &device).require_grad();
         let grads = loss_of(&g, name, "relu", Relu.forward(x.clone()), &device).backward();
-        g.check(
-            &format!("{name} relu grad_x"),
-            x.grad(&grads).unwrap(),
-            "relu.grad_x",
-        );
+        g.check_grad(name, "relu", "grad_x", x.grad(&grads));
     }
 }
 
@@ -224,21 +188,9 @@ fn batch_norm_matches_torch_in_train_and_eval_mode_with_unbiased_running_var() {
             let bn = if train { bn } else { eval_mode(bn) };
             let x = g.tensor::<4>(&format!("{case}.x"), &device).require_grad();
             let grads = loss_of(&g, name, case, bn.forward(x.clone()), &device).backward();
-            g.check(
-                &format!("{name} {case} grad_x"),
-                x.grad(&grads).unwrap(),
-                &format!("{case}.grad_x"),
-            );
-            g.check(
-                &format!("{name} {case} grad_weight"),
-                bn.weight.val().grad(&grads).unwrap(),
-                &format!("{case}.grad_weight"),
-            );
-            g.check(
-                &format!("{name} {case} grad_bias"),
-                bn.bias.val().grad(&grads).unwrap(),
-                &format!("{case}.grad_bias"),
-            );
+            g.check_grad(name, case, "grad_x", x.grad(&grads));
+            g.check_grad(name, case, "grad_weight", bn.weight.val().grad(&grads));
+            g.check_grad(name, case, "grad_bias", bn.bias.val().grad(&grads));
             g.check(
                 &format!("{name} {case} running_mean"),
                 bn.running_mean.value(),
@@ -345,11 +297,7 @@ fn cross_entropy_matches_torch_for_every_option() {
                 &format!("{case}.out"),
             );
             let grads = out.sum().backward();
-            g.check(
-                &format!("{name} {case} grad_logits"),
-                logits.grad(&grads).unwrap(),
-                &format!("{case}.grad_logits"),
-            );
+            g.check_grad(name, case, "grad_logits", logits.grad(&grads));
         }
     }
 }

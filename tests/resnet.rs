@@ -197,11 +197,7 @@ fn basic_block_and_bottleneck_match_torchvision_in_train_mode() {
             let grads = (out * g.tensor::<4>(&format!("{case}.grad_out"), &device))
                 .sum()
                 .backward();
-            g.check(
-                &format!("{name} {case} grad_x"),
-                x.grad(&grads).unwrap(),
-                &format!("{case}.grad_x"),
-            );
+            g.check_grad(name, case, "grad_x", x.grad(&grads));
         }
     }
 }

@@ -111,9 +111,25 @@ impl Path {
     }
 }
 
+/// Walks a module, recording each tensor's key and shape, and its values when `read_values`.
 struct Collect {
     path: Path,
+    read_values: bool,
+    shapes: BTreeMap<String, Vec<usize>>,
     tensors: BTreeMap<String, RawTensor>,
+}
+
+impl Collect {
+    fn run<M: Module>(module: &M, read_values: bool) -> Self {
+        let mut collect = Collect {
+            path: Path::default(),
+            read_values,
+            shapes: BTreeMap::new(),
+            tensors: BTreeMap::new(),
+        };
+        module.visit(&mut collect);
+        collect
+    }
 }
 
 impl ModuleVisitor for Collect {
@@ -125,6 +141,10 @@ impl ModuleVisitor for Collect {
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let key = self.path.key();
+        self.shapes.insert(key.clone(), param.lazy_shape().to_vec());
+        if !self.read_values {
+            return;
+        }
         let data = param.val().into_data().convert::<f32>();
         let values = data.try_to_vec::<f32>().expect("converted to f32");
         let tensor = if key.ends_with(COUNTER_SUFFIX) {
@@ -145,35 +165,11 @@ impl ModuleVisitor for Collect {
 ///
 /// This reads every tensor from the device.
 pub fn state_dict<M: Module>(module: &M) -> StateDict {
-    let mut collect = Collect {
-        path: Path::default(),
-        tensors: BTreeMap::new(),
-    };
-    module.visit(&mut collect);
     let mut dict = StateDict::new();
-    for (key, tensor) in collect.tensors {
+    for (key, tensor) in Collect::run(module, true).tensors {
         dict.insert(key, tensor);
     }
     dict
-}
-
-/// The shapes the module expects, by key.
-struct Shapes {
-    path: Path,
-    shapes: BTreeMap<String, Vec<usize>>,
-}
-
-impl ModuleVisitor for Shapes {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, container_type: &str) {
-        self.path.exit(container_type);
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.shapes
-            .insert(self.path.key(), param.lazy_shape().to_vec());
-    }
 }
 
 /// Whether a stored shape fits the model's: equal, or a PyTorch scalar counter for our `[1]`.
@@ -223,11 +219,7 @@ pub fn load_state_dict<M: Module>(
     dict: &StateDict,
     options: &LoadOptions,
 ) -> Result<(M, LoadReport)> {
-    let mut shapes = Shapes {
-        path: Path::default(),
-        shapes: BTreeMap::new(),
-    };
-    module.visit(&mut shapes);
+    let shapes = Collect::run(&module, false);
     let path: PathBuf = dict.source_or_memory();
 
     let mut report = LoadReport::default();
@@ -292,12 +284,7 @@ const BUFFER_SUFFIXES: [&str; 3] = ["running_mean", "running_var", COUNTER_SUFFI
 /// Learnable parameters of `module`, as PyTorch's `sum(p.numel() for p in m.parameters())`:
 /// buffers (batch-norm running statistics) excluded.
 pub fn num_parameters<M: Module>(module: &M) -> usize {
-    let mut shapes = Shapes {
-        path: Path::default(),
-        shapes: BTreeMap::new(),
-    };
-    module.visit(&mut shapes);
-    shapes
+    Collect::run(module, false)
         .shapes
         .iter()
         .filter(|(key, _)| !BUFFER_SUFFIXES.iter().any(|s| key.ends_with(s)))

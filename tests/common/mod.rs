@@ -83,6 +83,22 @@ impl Golden {
         assert_close(label, actual, &shape, &expected, 1e-4 * scale, 1e-5)
     }
 
+    /// Checks the gradient `what` (e.g. `grad_x`) of golden case `case` on device `name`.
+    pub fn check_grad<const D: usize>(
+        &self,
+        name: &str,
+        case: &str,
+        what: &str,
+        grad: Option<Tensor<D>>,
+    ) {
+        let grad = grad.unwrap_or_else(|| panic!("{name} {case}: no {what}"));
+        self.check(
+            &format!("{name} {case} {what}"),
+            grad,
+            &format!("{case}.{what}"),
+        );
+    }
+
     /// Compares `actual` with the golden `key` within `atol + rtol * |expected|`.
     pub fn check<const D: usize>(&self, label: &str, actual: Tensor<D>, key: &str) -> f32 {
         let (shape, expected) = self.raw(key);
