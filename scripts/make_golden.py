@@ -256,8 +256,59 @@ def real_files(x):
     save_file({"strided.logits": logits, "block.x": xb, "block.out": out}, os.path.join(OUT, "real_files.safetensors"))
 
 
+def synthetic_picture(width, height, seed):
+    """A smooth picture with edges (compresses well as PNG, exercises the filters)."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    img = np.stack([
+        127 + 120 * np.sin(x / (5 + 7 * rng.random()) + y / 11.0),
+        127 + 120 * np.cos(y / (4 + 5 * rng.random())),
+        (x * 255 / max(width - 1, 1)),
+    ], axis=-1)
+    cx, cy, r = width * 0.4, height * 0.55, min(width, height) * 0.3
+    img[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = [250, 30, 40]
+    return np.clip(img.round(), 0, 255).astype(np.uint8)
+
+
+def transforms():
+    """torchvision transforms on PIL images (what ImageFolder feeds them), outputs as uint8."""
+    import numpy as np
+    from PIL import Image
+    import torchvision.transforms as T
+    images = os.path.join(OUT, "..", "images")
+    os.makedirs(images, exist_ok=True)
+    Image.fromarray(synthetic_picture(97, 61, 1)).save(os.path.join(images, "picture_97x61.png"))
+    Image.fromarray(synthetic_picture(40, 50, 2)[:, :, 0]).save(os.path.join(images, "gray_40x50.png"))
+    rgba = np.concatenate([synthetic_picture(33, 80, 3), np.full((80, 33, 1), 100, np.uint8)], axis=-1)
+    Image.fromarray(rgba, "RGBA").save(os.path.join(images, "rgba_33x80.png"))
+    Image.fromarray(synthetic_picture(200, 150, 4)).save(os.path.join(images, "picture_200x150.png"))
+
+    def load(name):
+        with open(os.path.join(images, name), "rb") as f:
+            return Image.open(f).convert("RGB")  # torchvision.datasets.folder.pil_loader
+
+    cases = {
+        "resize_short": ("picture_97x61.png", T.Resize(32)),
+        "resize_exact": ("picture_97x61.png", T.Resize((20, 30))),
+        "resize_max_size": ("rgba_33x80.png", T.Resize(24, max_size=30)),
+        "resize_up": ("gray_40x50.png", T.Resize(120)),
+        "center_crop": ("picture_97x61.png", T.CenterCrop(40)),
+        "center_crop_pad": ("picture_97x61.png", T.CenterCrop((70, 110))),
+        "center_crop_odd": ("gray_40x50.png", T.CenterCrop(33)),
+        "eval_preset": ("picture_200x150.png", T.Compose([T.Resize(256), T.CenterCrop(224)])),
+    }
+    s = {}
+    for name, (file, transform) in cases.items():
+        s[name] = torch.from_numpy(np.array(transform(load(file)))).contiguous()  # [H, W, 3] uint8
+    for file in ["picture_97x61.png", "gray_40x50.png", "rgba_33x80.png"]:
+        s["decoded." + file] = torch.from_numpy(np.array(load(file))).contiguous()
+    save_file(s, os.path.join(OUT, "transforms.safetensors"))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
+    transforms()
     layers()
     x = resnet()
     real_files(x)

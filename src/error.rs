@@ -102,6 +102,52 @@ pub enum Error {
         /// Keys whose shapes differ.
         mismatched: Vec<ShapeMismatch>,
     },
+    /// An image file that cannot be decoded: empty, truncated, not an image, an unsupported
+    /// format, or larger than the decoding limits (a decompression bomb).
+    #[error("cannot decode image `{path}`: {source}")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's error.
+        source: image::ImageError,
+    },
+    /// An image folder root without any class sub-folder.
+    #[error("no class folders found in `{root}`: expected root/<class>/<image files>")]
+    NoClasses {
+        /// The root folder.
+        root: PathBuf,
+    },
+    /// A class folder without any valid image file (and `allow_empty` is off).
+    #[error(
+        "class folder `{class}` in `{root}` holds no valid image file (extensions: {extensions})"
+    )]
+    EmptyClass {
+        /// The root folder.
+        root: PathBuf,
+        /// The class (sub-folder name).
+        class: String,
+        /// The accepted extensions, comma-separated, or `custom predicate`.
+        extensions: String,
+    },
+    /// An image folder given both an extension list and an `is_valid_file` predicate.
+    #[error("`{root}`: give either an extension list or an is_valid_file predicate, not both")]
+    ExtensionsAndPredicate {
+        /// The root folder.
+        root: PathBuf,
+    },
+    /// Two images of one batch came out of the transforms with different sizes (add a
+    /// `Resize` + `CenterCrop` or a `RandomResizedCrop`).
+    #[error(
+        "`{path}` gives a {found:?} tensor, but its batch has {expected:?}; make the transforms end at one size"
+    )]
+    MixedImageSizes {
+        /// The file whose tensor differs.
+        path: PathBuf,
+        /// `[channels, height, width]` of the batch's first image.
+        expected: [usize; 3],
+        /// `[channels, height, width]` of this image.
+        found: [usize; 3],
+    },
     /// A device name that ferrovision does not know or was not compiled with.
     #[error("unknown device `{name}`; this build offers: {available}")]
     UnknownDevice {

@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod device;
 mod error;
 pub mod models;

@@ -34,6 +34,7 @@ pub(super) fn read_pth(path: &Path) -> Result<Tensors> {
             P::BF16 => Dtype::BF16,
             P::I64 => Dtype::I64,
             P::I32 => Dtype::I32,
+            P::U8 => Dtype::U8,
             other => Dtype::Other(format!("{other:?}").to_lowercase()),
         };
         let shape = tensor.shape().to_vec();
@@ -67,6 +68,7 @@ pub(super) fn read_safetensors(path: &Path) -> Result<Tensors> {
                 StDtype::BF16 => Dtype::BF16,
                 StDtype::I64 => Dtype::I64,
                 StDtype::I32 => Dtype::I32,
+                StDtype::U8 => Dtype::U8,
                 other => Dtype::Other(format!("{other:?}").to_lowercase()),
             };
             let tensor = RawTensor {
@@ -89,6 +91,7 @@ pub(super) fn write_safetensors(tensors: &Tensors, path: &Path) -> Result<()> {
             Dtype::BF16 => StDtype::BF16,
             Dtype::I64 => StDtype::I64,
             Dtype::I32 => StDtype::I32,
+            Dtype::U8 => StDtype::U8,
             Dtype::Other(name) => {
                 return Err(Error::Dtype {
                     path: path.to_path_buf(),

@@ -20,6 +20,8 @@ pub enum Dtype {
     I64,
     /// 32-bit signed integer.
     I32,
+    /// 8-bit unsigned integer (image data).
+    U8,
     /// Any other type (bool, 8/16-bit ints, complex, fp8, ...), by name.
     Other(String),
 }
@@ -30,6 +32,7 @@ impl Dtype {
             Dtype::F64 | Dtype::I64 => Some(8),
             Dtype::F32 | Dtype::I32 => Some(4),
             Dtype::F16 | Dtype::BF16 => Some(2),
+            Dtype::U8 => Some(1),
             Dtype::Other(_) => None,
         }
     }
@@ -132,6 +135,7 @@ impl RawTensor {
             Dtype::I32 => chunks
                 .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32)
                 .collect(),
+            Dtype::U8 => self.bytes.iter().map(|b| *b as f32).collect(),
             Dtype::Other(_) => unreachable!("size() is None for other types"),
         })
     }

@@ -53,7 +53,7 @@ impl Golden {
             .unwrap_or_else(|| panic!("golden key `{key}` missing"));
         (
             raw.shape.clone(),
-            raw.to_f32(&fixture("golden"), key, false).unwrap(),
+            raw.to_f32(&fixture("golden"), key, true).unwrap(),
         )
     }
 

@@ -1,0 +1,373 @@
+//! ImageFolder, decoding, transforms (against torchvision, `scripts/make_golden.py`
+//! `transforms()`) and the loader.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Golden, fixture};
+use ferrovision::Error;
+use ferrovision::data::transforms::{
+    CenterCrop, Compose, ImageTransform, RandomResizedCrop, Resize, presets,
+};
+use ferrovision::data::{
+    DataLoader, DataLoaderConfig, DecodeLimits, ImageFolder, ImageFolderConfig, OnError, decode_rgb,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferrovision-data-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn copy(from: &str, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(fixture(&format!("images/{from}")), to).unwrap();
+}
+
+fn rng() -> StdRng {
+    StdRng::seed_from_u64(7)
+}
+
+/// Pixels of a torchvision output (uint8 `[H, W, 3]`) against ours, within 1/255.
+fn assert_image_close(g: &Golden, key: &str, image: &image::RgbImage) {
+    let (shape, expected) = g.raw(key);
+    assert_eq!(
+        shape,
+        vec![image.height() as usize, image.width() as usize, 3],
+        "{key}: size"
+    );
+    let worst = image
+        .as_raw()
+        .iter()
+        .zip(&expected)
+        .map(|(a, e)| (*a as f32 - e).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!("golden {key}: max pixel error {worst}/255");
+    assert!(worst <= 1.0, "{key}: a pixel differs by {worst}/255");
+}
+
+#[test]
+fn decoding_matches_pil_convert_rgb_for_gray_and_rgba() {
+    let g = Golden::open("transforms");
+    for file in ["picture_97x61.png", "gray_40x50.png", "rgba_33x80.png"] {
+        let image =
+            decode_rgb(&fixture(&format!("images/{file}")), DecodeLimits::default()).unwrap();
+        assert_image_close(&g, &format!("decoded.{file}"), &image);
+    }
+}
+
+#[test]
+fn deterministic_transforms_match_torchvision_within_one_level() {
+    let g = Golden::open("transforms");
+    let load =
+        |f: &str| decode_rgb(&fixture(&format!("images/{f}")), DecodeLimits::default()).unwrap();
+    let cases: Vec<(&str, &str, Box<dyn ImageTransform>)> = vec![
+        (
+            "resize_short",
+            "picture_97x61.png",
+            Box::new(Resize::new(32)),
+        ),
+        (
+            "resize_exact",
+            "picture_97x61.png",
+            Box::new(Resize::exact(20, 30)),
+        ),
+        (
+            "resize_max_size",
+            "rgba_33x80.png",
+            Box::new(Resize::new(24).with_max_size(30)),
+        ),
+        ("resize_up", "gray_40x50.png", Box::new(Resize::new(120))),
+        (
+            "center_crop",
+            "picture_97x61.png",
+            Box::new(CenterCrop::new(40)),
+        ),
+        (
+            "center_crop_pad",
+            "picture_97x61.png",
+            Box::new(CenterCrop::rect(70, 110)),
+        ),
+        (
+            "center_crop_odd",
+            "gray_40x50.png",
+            Box::new(CenterCrop::new(33)),
+        ),
+    ];
+    for (key, file, transform) in cases {
+        assert_image_close(&g, key, &transform.apply(load(file), &mut rng()));
+    }
+    // Resize(256) + CenterCrop(224), then ToTensor: the eval preset without Normalize.
+    let eval = Compose::new()
+        .then(Resize::new(256))
+        .then(CenterCrop::new(224));
+    let tensor = eval.apply(load("picture_200x150.png"), &mut rng());
+    assert_eq!(tensor.shape, [3, 224, 224]);
+    let (_, expected) = g.raw("eval_preset");
+    let plane = 224 * 224;
+    let worst = (0..plane * 3)
+        .map(|i| (tensor.data[(i % 3) * plane + i / 3] - expected[i] / 255.0).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!("golden eval_preset ToTensor: max error {worst}");
+    assert!(
+        worst <= 1.0 / 255.0 + 1e-6,
+        "eval preset differs by {worst}"
+    );
+}
+
+#[test]
+fn random_resized_crop_stays_inside_and_has_the_requested_size() {
+    let crop = RandomResizedCrop::new(24);
+    let mut rng = rng();
+    for (h, w) in [(61, 97), (500, 20), (20, 500), (1, 1), (300, 300)] {
+        for _ in 0..50 {
+            let (top, left, ch, cw) = crop.region(h, w, &mut rng);
+            assert!(
+                ch >= 1 && cw >= 1 && top + ch <= h && left + cw <= w,
+                "{h}x{w}: {top},{left},{ch},{cw}"
+            );
+        }
+        let image = crop.apply(image::RgbImage::new(w, h), &mut rng);
+        assert_eq!(image.dimensions(), (24, 24));
+    }
+}
+
+fn class_folder(name: &str) -> PathBuf {
+    let root = temp_dir(name);
+    copy("picture_97x61.png", &root.join("zebra/a.png"));
+    copy("gray_40x50.png", &root.join("zebra/deep/er/b.PNG"));
+    copy("rgba_33x80.png", &root.join("ant/c.png"));
+    copy("picture_200x150.png", &root.join("ant/d.png"));
+    std::fs::write(root.join("ant/readme.txt"), "not an image").unwrap();
+    root
+}
+
+#[test]
+fn image_folder_follows_torchvision_semantics() {
+    let root = class_folder("semantics");
+    let folder = ImageFolder::new(&root).unwrap();
+    assert_eq!(folder.classes(), ["ant", "zebra"]);
+    assert_eq!(folder.class_to_idx()["zebra"], 1);
+    let rel: Vec<(String, usize)> = folder
+        .samples()
+        .iter()
+        .map(|(p, l)| {
+            (
+                p.strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+                *l,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rel,
+        vec![
+            ("ant/c.png".into(), 0),
+            ("ant/d.png".into(), 0),
+            ("zebra/a.png".into(), 1),
+            ("zebra/deep/er/b.PNG".into(), 1)
+        ]
+    );
+    // Custom extensions and predicates, not both.
+    let only_txt = ImageFolderConfig::default()
+        .with_extensions(["TXT"])
+        .with_allow_empty(true);
+    assert_eq!(ImageFolder::with_config(&root, &only_txt).unwrap().len(), 1);
+    let both = ImageFolderConfig::default()
+        .with_extensions(["png"])
+        .with_is_valid_file(|_| true);
+    assert!(matches!(
+        ImageFolder::with_config(&root, &both),
+        Err(Error::ExtensionsAndPredicate { .. })
+    ));
+    // An empty class fails, naming it, unless allowed; its index never shifts.
+    std::fs::create_dir_all(root.join("bee")).unwrap();
+    let err = ImageFolder::new(&root).unwrap_err();
+    assert!(
+        matches!(&err, Error::EmptyClass { class, .. } if class == "bee"),
+        "{err}"
+    );
+    let folder =
+        ImageFolder::with_config(&root, &ImageFolderConfig::default().with_allow_empty(true))
+            .unwrap();
+    assert_eq!(folder.classes(), ["ant", "bee", "zebra"]);
+    assert_eq!(folder.targets(), vec![0, 0, 2, 2]);
+    // Symlinked class folders are followed.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(root.join("ant"), root.join("linked")).unwrap();
+        let folder =
+            ImageFolder::with_config(&root, &ImageFolderConfig::default().with_allow_empty(true))
+                .unwrap();
+        assert_eq!(folder.classes(), ["ant", "bee", "linked", "zebra"]);
+        assert_eq!(folder.len(), 6);
+    }
+    let empty = temp_dir("no-classes");
+    assert!(matches!(
+        ImageFolder::new(&empty),
+        Err(Error::NoClasses { .. })
+    ));
+    assert!(matches!(
+        ImageFolder::new(empty.join("missing")),
+        Err(Error::Io { .. })
+    ));
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn stratified_split_is_seeded_and_keeps_every_class() {
+    let root = temp_dir("split");
+    for class in ["a", "b"] {
+        for i in 0..10 {
+            copy("gray_40x50.png", &root.join(format!("{class}/{i}.png")));
+        }
+    }
+    let folder = ImageFolder::new(&root).unwrap();
+    let (train, val) = folder.split(0.2, 3);
+    assert_eq!((train.len(), val.len()), (16, 4));
+    assert_eq!(val.targets(), vec![0, 0, 1, 1]);
+    assert_eq!(folder.split(0.2, 3).1.samples(), val.samples());
+    assert_ne!(folder.split(0.2, 4).1.samples(), val.samples());
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn batches_are_bit_identical_whatever_the_number_of_workers() {
+    let root = temp_dir("workers");
+    for i in 0..11 {
+        let file = [
+            "picture_97x61.png",
+            "gray_40x50.png",
+            "rgba_33x80.png",
+            "picture_200x150.png",
+        ][i % 4];
+        copy(
+            file,
+            &root.join(format!("{}/{i:02}.png", ["x", "y", "z"][i % 3])),
+        );
+    }
+    let device = ferrovision::device::ndarray();
+    let run = |workers: usize, epoch: u64| {
+        let folder = ImageFolder::new(&root).unwrap();
+        let config = DataLoaderConfig::new(4)
+            .with_shuffle(true)
+            .with_seed(42)
+            .with_num_workers(workers);
+        let loader = DataLoader::new(folder, presets::train(32), config, device.clone());
+        assert_eq!(loader.len(), 3);
+        loader
+            .epoch(epoch)
+            .map(|b| {
+                let b = b.unwrap();
+                (b.images.into_data(), b.labels.into_data(), b.indices)
+            })
+            .collect::<Vec<_>>()
+    };
+    let one = run(1, 0);
+    assert_eq!(one.len(), 3);
+    assert_eq!(one[0].0.shape().to_vec(), vec![4, 3, 32, 32]);
+    assert_eq!(one[2].2.len(), 3);
+    assert_eq!(run(4, 0), one);
+    assert_eq!(run(0, 0), one);
+    let next_epoch = run(4, 1);
+    assert_ne!(next_epoch[0].2, one[0].2, "a new permutation every epoch");
+    let mut seen: Vec<usize> = one.iter().flat_map(|b| b.2.clone()).collect();
+    seen.sort();
+    assert_eq!(seen, (0..11).collect::<Vec<_>>());
+    let folder = ImageFolder::new(&root).unwrap();
+    let config = DataLoaderConfig::new(4).with_drop_last(true);
+    assert_eq!(
+        DataLoader::new(folder, presets::eval(32), config, device).len(),
+        2
+    );
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+/// CRC-32 (IEEE), for hand-made PNG chunks.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG header declaring 100,000 x 100,000 pixels: a decompression bomb.
+fn bomb_png() -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(13u32.to_be_bytes());
+    png.extend(&ihdr);
+    png.extend(crc32(&ihdr).to_be_bytes());
+    png
+}
+
+#[test]
+fn bad_files_give_typed_errors_or_are_skipped_and_listed() {
+    let root = temp_dir("bad");
+    copy("picture_97x61.png", &root.join("good/ok.png"));
+    let png = std::fs::read(fixture("images/picture_97x61.png")).unwrap();
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("empty.jpg", Vec::new()),
+        ("truncated.png", png[..png.len() / 2].to_vec()),
+        ("text.jpg", b"hello, I am not a JPEG".to_vec()),
+        ("bomb.png", bomb_png()),
+    ];
+    for (name, bytes) in &bad {
+        let path = root.join("bad").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let err = decode_rgb(&path, DecodeLimits::default()).unwrap_err();
+        assert!(
+            matches!(&err, Error::Image { path: p, .. } if p == &path),
+            "{name}: {err:?}"
+        );
+        assert!(err.to_string().contains(name), "{err}");
+    }
+    let device = ferrovision::device::ndarray();
+    let folder = ImageFolder::new(&root).unwrap();
+    // Fail: the epoch yields the first error and ends.
+    let loader = DataLoader::new(
+        folder.clone(),
+        presets::eval(16),
+        DataLoaderConfig::new(2),
+        device.clone(),
+    );
+    let results: Vec<_> = loader.epoch(0).collect();
+    assert!(results.iter().any(|r| r.is_err()));
+    assert!(results.last().unwrap().is_err());
+    // Skip: the good image survives, the bad ones are listed.
+    let config = DataLoaderConfig::new(2)
+        .with_on_error(OnError::Skip)
+        .with_num_workers(2);
+    let loader = DataLoader::new(folder, presets::eval(16), config, device);
+    let mut epoch = loader.epoch(0);
+    let kept: usize = epoch.by_ref().map(|b| b.unwrap().indices.len()).sum();
+    assert_eq!(kept, 1);
+    let skipped: Vec<String> = epoch
+        .skipped()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        skipped,
+        vec!["bomb.png", "empty.jpg", "text.jpg", "truncated.png"]
+    );
+    std::fs::remove_dir_all(root).unwrap();
+}
