@@ -333,7 +333,8 @@ fn make_batch(
     })
 }
 
-/// The batches of one epoch, in order. Dropping it stops its workers.
+/// The batches of one epoch, in order; a batch whose samples were all skipped is left out.
+/// Dropping it stops its workers.
 pub struct Epoch {
     shared: Arc<Shared>,
     device: Device,
@@ -390,25 +391,30 @@ impl Iterator for Epoch {
     type Item = Result<Batch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.next >= self.batches.len() {
-            return None;
-        }
-        let b = self.next;
-        self.next += 1;
-        let host = match self.host_batch(b) {
-            Ok(host) => host,
-            Err(error) => {
-                self.failed = true;
-                self.stop.store(true, Ordering::Relaxed);
-                return Some(Err(error));
+        loop {
+            if self.failed || self.next >= self.batches.len() {
+                return None;
             }
-        };
-        let n = host.labels.len();
-        Some(Ok(Batch {
-            images: Tensor::from_data(TensorData::new(host.images, host.shape), &self.device),
-            labels: Tensor::from_data(TensorData::new(host.labels, [n]), &self.device),
-            indices: host.indices,
-        }))
+            let b = self.next;
+            self.next += 1;
+            let host = match self.host_batch(b) {
+                Ok(host) => host,
+                Err(error) => {
+                    self.failed = true;
+                    self.stop.store(true, Ordering::Relaxed);
+                    return Some(Err(error));
+                }
+            };
+            let n = host.labels.len();
+            if n == 0 {
+                continue; // every sample of this batch was skipped
+            }
+            return Some(Ok(Batch {
+                images: Tensor::from_data(TensorData::new(host.images, host.shape), &self.device),
+                labels: Tensor::from_data(TensorData::new(host.labels, [n]), &self.device),
+                indices: host.indices,
+            }));
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
