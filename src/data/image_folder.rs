@@ -225,11 +225,12 @@ impl ImageFolder {
             "ImageFolder::split: val_fraction must be in [0, 1], got {val_fraction}"
         );
         let mut rng = rand::rngs::StdRng::seed_from_u64(super::seed::mix(&[seed, 0x5317]));
+        let mut by_class = vec![Vec::new(); self.classes.len()];
+        for (i, (_, label)) in self.samples.iter().enumerate() {
+            by_class[*label].push(i);
+        }
         let (mut train, mut val) = (Vec::new(), Vec::new());
-        for label in 0..self.classes.len() {
-            let mut members: Vec<usize> = (0..self.samples.len())
-                .filter(|&i| self.samples[i].1 == label)
-                .collect();
+        for mut members in by_class {
             members.shuffle(&mut rng);
             let mut n_val = (members.len() as f64 * val_fraction).round() as usize;
             if val_fraction > 0.0 && members.len() >= 2 {

@@ -87,7 +87,8 @@ impl Resize {
 impl ImageTransform for Resize {
     fn apply(&self, image: RgbImage, _rng: &mut StdRng) -> RgbImage {
         let (h, w) = self.output_size(image.height(), image.width());
-        resized_crop(&image, (0, 0, image.width(), image.height()), w, h)
+        let region = (0, 0, image.width(), image.height());
+        resized_crop(image, region, w, h)
     }
 }
 
@@ -201,7 +202,7 @@ impl RandomResizedCrop {
 impl ImageTransform for RandomResizedCrop {
     fn apply(&self, image: RgbImage, rng: &mut StdRng) -> RgbImage {
         let (top, left, h, w) = self.region(image.height(), image.width(), rng);
-        resized_crop(&image, (left, top, w, h), self.size, self.size)
+        resized_crop(image, (left, top, w, h), self.size, self.size)
     }
 }
 

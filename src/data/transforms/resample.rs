@@ -9,22 +9,18 @@ use image::RgbImage;
 /// antialiased bilinear filter. Regions may reach outside the image only when padding was
 /// applied before.
 pub(crate) fn resized_crop(
-    image: &RgbImage,
+    image: RgbImage,
     region: (u32, u32, u32, u32),
     width: u32,
     height: u32,
 ) -> RgbImage {
     let (left, top, w, h) = region;
     if (left, top, w, h) == (0, 0, width, height) && image.dimensions() == (width, height) {
-        return image.clone();
+        return image;
     }
-    let src = Image::from_vec_u8(
-        image.width(),
-        image.height(),
-        image.as_raw().clone(),
-        PixelType::U8x3,
-    )
-    .expect("an RgbImage buffer is exactly width * height * 3 bytes");
+    let (src_width, src_height) = image.dimensions();
+    let src = Image::from_vec_u8(src_width, src_height, image.into_raw(), PixelType::U8x3)
+        .expect("an RgbImage buffer is exactly width * height * 3 bytes");
     let mut dst = Image::new(width, height, PixelType::U8x3);
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
