@@ -306,11 +306,80 @@ def transforms():
     save_file(s, os.path.join(OUT, "transforms.safetensors"))
 
 
+OPTIM_STEPS = 5
+
+
+def optim():
+    """Five steps of each torch.optim option set on nn.Linear(5, 3), with a loss of
+    sum(linear(x_k) * g_k) at step k; the parameters and the optimizer state after the last
+    step, and the lr of every scheduler for 30 steps."""
+    s = {}
+    base = torch.nn.Linear(5, 3)
+    with torch.no_grad():
+        base.weight.copy_(rand(3, 5) * 0.5)
+        base.bias.copy_(rand(3) * 0.5)
+    s["optim.weight0"], s["optim.bias0"] = base.weight.detach().clone(), base.bias.detach().clone()
+    for k in range(OPTIM_STEPS):
+        s[f"optim.x{k}"], s[f"optim.g{k}"] = rand(6, 5), rand(6, 3)
+    O = torch.optim
+    cases = {
+        "sgd": lambda p: O.SGD(p, lr=0.1),
+        "sgd_momentum": lambda p: O.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
+        "sgd_nesterov": lambda p: O.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+        "adam": lambda p: O.Adam(p, lr=1e-3),
+        "adam_l2_amsgrad": lambda p: O.Adam(p, lr=1e-2, betas=(0.8, 0.99), weight_decay=0.1, amsgrad=True),
+        "adamw": lambda p: O.AdamW(p, lr=1e-2),
+        "adamw_amsgrad": lambda p: O.AdamW(p, lr=1e-2, weight_decay=0.1, amsgrad=True),
+        # Parameter groups: the bias with its own lr and weight decay.
+        "adam_groups": lambda p: O.Adam([{"params": [p[0]]}, {"params": [p[1]], "lr": 0.1, "weight_decay": 0.5}], lr=1e-2),
+        "sgd_clip_norm": lambda p: O.SGD(p, lr=0.1, momentum=0.9),
+        "adam_clip_value": lambda p: O.Adam(p, lr=1e-2),
+    }
+    for case, make in cases.items():
+        model = torch.nn.Linear(5, 3)
+        model.load_state_dict(base.state_dict())
+        params = [model.weight, model.bias]
+        opt = make(params)
+        for k in range(OPTIM_STEPS):
+            opt.zero_grad()
+            (model(s[f"optim.x{k}"]) * s[f"optim.g{k}"]).sum().backward()
+            if case == "sgd_clip_norm":
+                torch.nn.utils.clip_grad_norm_(params, max_norm=0.5)
+            if case == "adam_clip_value":
+                torch.nn.utils.clip_grad_value_(params, clip_value=0.3)
+            opt.step()
+        s[f"{case}.weight"], s[f"{case}.bias"] = model.weight.detach().clone(), model.bias.detach().clone()
+        for name, p in [("weight", model.weight), ("bias", model.bias)]:
+            for buffer, value in opt.state[p].items():
+                if buffer != "step":
+                    s[f"{case}.state.{name}.{buffer}"] = value.detach().flatten().clone()
+
+    S = O.lr_scheduler
+    schedules = {
+        "step": lambda o: S.StepLR(o, step_size=7, gamma=0.5),
+        "cosine": lambda o: S.CosineAnnealingLR(o, T_max=20, eta_min=0.1),  # lr 1: eta_min = factor
+        "linear": lambda o: S.LinearLR(o, start_factor=0.25, end_factor=1.0, total_iters=8),
+        "one_cycle": lambda o: S.OneCycleLR(o, max_lr=1.0, total_steps=30, cycle_momentum=False),
+        "warmup_cosine": lambda o: S.SequentialLR(o, [S.LinearLR(o, start_factor=0.1, total_iters=5), S.CosineAnnealingLR(o, T_max=25)], milestones=[5]),
+    }
+    for name, make in schedules.items():
+        opt = O.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched = make(opt)
+        lrs = []
+        for _ in range(30):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        s[f"schedule.{name}"] = torch.tensor(lrs, dtype=torch.float64)
+    save_file(s, os.path.join(OUT, "optim.safetensors"))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     transforms()
     layers()
     x = resnet()
     real_files(x)
+    optim()
     for name in sorted(os.listdir(OUT)):
         print(f"{name}: {os.path.getsize(os.path.join(OUT, name)) / 1e3:.0f} kB")

@@ -15,6 +15,8 @@ pub use burn::tensor::Device;
 /// The device names [`by_name`] accepts in this build, in order of preference.
 pub fn available() -> Vec<&'static str> {
     let mut names = Vec::new();
+    #[cfg(feature = "flex")]
+    names.push("flex");
     #[cfg(feature = "ndarray")]
     names.push("ndarray");
     #[cfg(feature = "wgpu")]
@@ -29,6 +31,22 @@ pub fn ndarray() -> Device {
     Device::ndarray()
 }
 
+/// Burn's flex CPU device (feature `flex`, on by default): im2col + SIMD gemm convolutions,
+/// much faster than ndarray for training.
+#[cfg(feature = "flex")]
+pub fn flex() -> Device {
+    Device::flex()
+}
+
+/// The fastest CPU device of this build: flex when compiled in (the default), else ndarray.
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub fn cpu() -> Device {
+    #[cfg(feature = "flex")]
+    return flex();
+    #[cfg(not(feature = "flex"))]
+    return ndarray();
+}
+
 /// The best wgpu adapter of this machine: a GPU where there is one (feature `wgpu`).
 #[cfg(feature = "wgpu")]
 pub fn wgpu() -> Device {
@@ -41,15 +59,20 @@ pub fn wgpu_cpu() -> Device {
     Device::wgpu(burn::tensor::DeviceKind::Cpu)
 }
 
-/// The device for a name from [`available`]: `ndarray` (alias `cpu`), `wgpu`, `wgpu-cpu`.
+/// The device for a name from [`available`] (`flex`, `ndarray`, `wgpu`, `wgpu-cpu`), or `cpu`
+/// for [`cpu`].
 ///
 /// # Errors
 ///
 /// [`Error::UnknownDevice`] when the name is unknown or its backend is not compiled in.
 pub fn by_name(name: &str) -> Result<Device> {
     match name.to_ascii_lowercase().as_str() {
+        #[cfg(any(feature = "flex", feature = "ndarray"))]
+        "cpu" => Ok(cpu()),
+        #[cfg(feature = "flex")]
+        "flex" => Ok(flex()),
         #[cfg(feature = "ndarray")]
-        "ndarray" | "cpu" => Ok(ndarray()),
+        "ndarray" => Ok(ndarray()),
         #[cfg(feature = "wgpu")]
         "wgpu" | "gpu" => Ok(wgpu()),
         #[cfg(feature = "wgpu")]
@@ -64,7 +87,9 @@ pub fn by_name(name: &str) -> Result<Device> {
 /// A short human name for a device, for logs: `ndarray (CPU)`, `wgpu`.
 pub fn describe(device: &Device) -> String {
     let debug = format!("{device:?}");
-    if debug.contains("NdArray") {
+    if debug.contains("Flex") {
+        "flex (CPU)".to_string()
+    } else if debug.contains("NdArray") {
         "ndarray (CPU)".to_string()
     } else if debug.contains("Cpu") && debug.contains("Wgpu") {
         "wgpu (CPU adapter)".to_string()

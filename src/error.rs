@@ -156,6 +156,36 @@ pub enum Error {
         /// The names this build accepts, comma-separated.
         available: String,
     },
+    /// The training loss became NaN or infinite; the last good checkpoint is kept.
+    #[error(
+        "the training loss became {value} in epoch {epoch} (by batch {batch}); stopped, keeping the last good checkpoint{}",
+        .kept.as_ref().map(|p| format!(" `{}`", p.display())).unwrap_or_default()
+    )]
+    NonFiniteLoss {
+        /// The epoch, counted from 1.
+        epoch: usize,
+        /// The batch of the epoch by which it was seen, counted from 1.
+        batch: usize,
+        /// `NaN` or `inf`.
+        value: f32,
+        /// The checkpoint left in place, if one was written before.
+        kept: Option<PathBuf>,
+    },
+    /// A checkpoint file lacks what a checkpoint holds, or was written for another model.
+    #[error("`{path}` is not a usable ferrovision checkpoint: {problem}")]
+    BadCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is missing or wrong, e.g. "no `ferrovision.checkpoint` metadata".
+        problem: String,
+    },
+    /// A training configuration that cannot run, e.g. a dataset with fewer classes than the
+    /// model or an empty loader.
+    #[error("invalid training setup: {problem}")]
+    InvalidSetup {
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 fn describe(missing: &[String], unexpected: &[String], mismatched: &[ShapeMismatch]) -> String {

@@ -29,6 +29,8 @@ pub mod device;
 mod error;
 pub mod models;
 pub mod nn;
+pub mod optim;
+pub mod train;
 pub mod weights;
 
 pub use burn;

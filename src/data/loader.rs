@@ -202,6 +202,13 @@ impl DataLoader {
 
     /// The batches of epoch `epoch` (which also seeds shuffling and augmentation).
     pub fn epoch(&self, epoch: u64) -> Epoch {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches of epoch `epoch` from batch `first` on, the same as [`epoch`](Self::epoch)
+    /// gives after `first` batches, without reading the images of the skipped ones: a run
+    /// resumed in the middle of an epoch goes on where it stopped.
+    pub fn epoch_from(&self, epoch: u64, first: usize) -> Epoch {
         let config = &self.shared.config;
         let mut order: Vec<usize> = (0..self.shared.dataset.len()).collect();
         if config.shuffle {
@@ -214,6 +221,7 @@ impl DataLoader {
         let batches: Vec<Vec<usize>> = order
             .chunks(config.batch_size)
             .take(self.len())
+            .skip(first)
             .map(<[usize]>::to_vec)
             .collect();
         let batches = Arc::new(batches);

@@ -93,20 +93,20 @@ impl std::fmt::Display for LoadReport {
 /// Keeps the dotted path of the module being visited. Enum variants are not part of
 /// PyTorch's names, so they are skipped.
 #[derive(Default)]
-struct Path(Vec<String>);
+pub(crate) struct Path(Vec<String>);
 
 impl Path {
-    fn enter(&mut self, name: &str, container_type: &str) {
+    pub(crate) fn enter(&mut self, name: &str, container_type: &str) {
         if !container_type.starts_with("Enum:") {
             self.0.push(name.to_string());
         }
     }
-    fn exit(&mut self, container_type: &str) {
+    pub(crate) fn exit(&mut self, container_type: &str) {
         if !container_type.starts_with("Enum:") {
             self.0.pop();
         }
     }
-    fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         self.0.join(".")
     }
 }

@@ -10,6 +10,8 @@ use super::state_dict::{Dtype, RawTensor};
 use crate::{Error, Result};
 
 type Tensors = BTreeMap<String, RawTensor>;
+/// Free-form string metadata of a safetensors file.
+pub(super) type Metadata = BTreeMap<String, String>;
 
 /// Reads a `torch.save` file in pure Rust (zip, legacy and tar containers).
 pub(super) fn read_pth(path: &Path) -> Result<Tensors> {
@@ -51,13 +53,22 @@ pub(super) fn read_pth(path: &Path) -> Result<Tensors> {
     Ok(tensors)
 }
 
-pub(super) fn read_safetensors(path: &Path) -> Result<Tensors> {
+pub(super) fn read_safetensors(path: &Path) -> Result<(Tensors, Metadata)> {
     let buffer = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let file = SafeTensors::deserialize(&buffer).map_err(|source| Error::Safetensors {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(file
+    let (_, header) = SafeTensors::read_metadata(&buffer).map_err(|source| Error::Safetensors {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let metadata: Metadata = header
+        .metadata()
+        .as_ref()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let tensors = file
         .tensors()
         .into_iter()
         .map(|(key, view)| {
@@ -78,10 +89,11 @@ pub(super) fn read_safetensors(path: &Path) -> Result<Tensors> {
             };
             (key, tensor)
         })
-        .collect())
+        .collect();
+    Ok((tensors, metadata))
 }
 
-pub(super) fn write_safetensors(tensors: &Tensors, path: &Path) -> Result<()> {
+pub(super) fn write_safetensors(tensors: &Tensors, metadata: &Metadata, path: &Path) -> Result<()> {
     let mut views = Vec::with_capacity(tensors.len());
     for (key, tensor) in tensors {
         let dtype = match &tensor.dtype {
@@ -111,7 +123,10 @@ pub(super) fn write_safetensors(tensors: &Tensors, path: &Path) -> Result<()> {
         })?;
         views.push((key.as_str(), view));
     }
-    let bytes = safetensors::serialize(views, None).map_err(|source| Error::Safetensors {
+    let bytes = safetensors::serialize(
+        views,
+        (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect()),
+    ).map_err(|source| Error::Safetensors {
         path: path.to_path_buf(),
         source,
     })?;

@@ -145,6 +145,7 @@ impl RawTensor {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StateDict {
     tensors: BTreeMap<String, RawTensor>,
+    metadata: BTreeMap<String, String>,
     source: Option<PathBuf>,
 }
 
@@ -168,8 +169,8 @@ impl StateDict {
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
-        let tensors = match extension.as_deref() {
-            Some("pth" | "pt" | "bin" | "ckpt") => super::formats::read_pth(path)?,
+        let (tensors, metadata) = match extension.as_deref() {
+            Some("pth" | "pt" | "bin" | "ckpt") => (super::formats::read_pth(path)?, BTreeMap::new()),
             Some("safetensors") => super::formats::read_safetensors(path)?,
             _ => {
                 return Err(Error::UnknownFormat {
@@ -179,6 +180,7 @@ impl StateDict {
         };
         Ok(Self {
             tensors,
+            metadata,
             source: Some(path.to_path_buf()),
         })
     }
@@ -190,7 +192,38 @@ impl StateDict {
     /// # Errors
     /// [`Error::Io`] when the file cannot be written.
     pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
-        super::formats::write_safetensors(&self.tensors, path.as_ref())
+        super::formats::write_safetensors(&self.tensors, &self.metadata, path.as_ref())
+    }
+
+    /// String metadata stored with the tensors (the safetensors header's `__metadata__`);
+    /// empty for `.pth` files.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// Sets a metadata entry, written by [`save_safetensors`](Self::save_safetensors).
+    pub fn set_metadata(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.metadata.insert(key.into(), value.into());
+    }
+
+    /// Moves every tensor of `other` in under `prefix` (`model.` + `fc.weight`).
+    pub fn extend_prefixed(&mut self, prefix: &str, other: StateDict) {
+        for (key, tensor) in other.tensors {
+            self.tensors.insert(format!("{prefix}{key}"), tensor);
+        }
+    }
+
+    /// The tensors whose key starts with `prefix`, with the prefix taken off.
+    pub fn select_prefix(&self, prefix: &str) -> StateDict {
+        StateDict {
+            tensors: self
+                .tensors
+                .iter()
+                .filter_map(|(k, t)| k.strip_prefix(prefix).map(|k| (k.to_string(), t.clone())))
+                .collect(),
+            metadata: BTreeMap::new(),
+            source: self.source.clone(),
+        }
     }
 
     /// The file this state dict was read from, if any.
@@ -248,7 +281,8 @@ impl StateDict {
             .collect();
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &RawTensor)> {
+    /// The tensors, by key in sorted order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &RawTensor)> {
         self.tensors.iter()
     }
 }

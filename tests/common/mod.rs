@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ferrovision::weights::{RawTensor, StateDict};
 
-/// The devices every golden test runs on: ndarray, plus wgpu when the feature is on.
+/// The devices every golden test runs on: ndarray and flex, plus wgpu when the feature is on.
 ///
 /// With `CI=true` a missing wgpu adapter fails the test; elsewhere wgpu is skipped with a reason.
 pub fn devices() -> Vec<(&'static str, Device)> {
     let mut devices = vec![("ndarray", ferrovision::device::ndarray())];
+    #[cfg(feature = "flex")]
+    devices.push(("flex", ferrovision::device::flex()));
     #[cfg(feature = "wgpu")]
     {
         let device = ferrovision::device::wgpu();

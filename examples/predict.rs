@@ -1,0 +1,75 @@
+//! Classifies images with a trained checkpoint: top-k classes with probabilities.
+//!
+//! ```text
+//! cargo run --release --example predict -- --checkpoint runs/train photo1.jpg photo2.png
+//! cargo run --release --example predict -- --checkpoint runs/train/best.safetensors --json x.jpg
+//! ```
+
+mod common;
+
+use std::path::PathBuf;
+
+use burn::tensor::{Tensor, TensorData, activation::softmax};
+use clap::Parser;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+/// Predict the class of images with a model trained by the `train` example.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// A checkpoint file, or a run folder (its best.safetensors).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Images to classify.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// Classes to list per image.
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// One JSON object per image instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Device: cpu (flex), flex, ndarray, wgpu, wgpu-cpu.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+fn main() -> std::process::ExitCode {
+    common::main_with(run)
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let device = ferrovision::device::by_name(&args.device)?;
+    let (model, classes, transform) = common::load_trained(&args.checkpoint, &device)?;
+    let k = args.top_k.clamp(1, classes.len());
+    for path in &args.images {
+        let image = ferrovision::data::decode_rgb(path, Default::default())?;
+        // The eval transform draws no random numbers; the RNG is only a parameter.
+        let tensor = transform.apply(image, &mut StdRng::seed_from_u64(0));
+        let [c, h, w] = tensor.shape;
+        let input = Tensor::<4>::from_data(TensorData::new(tensor.data, [1, c, h, w]), &device);
+        let probabilities = softmax(model.forward(input), 1)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        let mut ranked: Vec<(usize, f32)> = probabilities.into_iter().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked.truncate(k);
+        if args.json {
+            let top: Vec<_> = ranked
+                .iter()
+                .map(|(i, p)| serde_json::json!({"class": classes[*i], "index": i, "probability": p}))
+                .collect();
+            println!("{}", serde_json::json!({"image": path, "top": top}));
+        } else {
+            println!("{}", path.display());
+            for (i, p) in ranked {
+                println!("  {:6.2}%  {}", 100.0 * p, classes[i]);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! Adam and AdamW, as `torch.optim.Adam` / `torch.optim.AdamW`.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+
+use super::optimizer::{Optimizer, ParamState, UpdateRule};
+
+/// Configuration of Adam with `torch.optim.Adam`'s names and defaults: `eps` 1e-8 (Burn's is
+/// 1e-5), `weight_decay` as an L2 penalty added to the gradient.
+///
+/// ```
+/// use ferrovision::optim::AdamConfig;
+/// // torch.optim.Adam(params, lr=0.001)
+/// let optimizer = AdamConfig::new().init();
+/// assert_eq!(optimizer.lr(), 1e-3);
+/// ```
+#[derive(Config, Debug, PartialEq)]
+pub struct AdamConfig {
+    /// Learning rate.
+    #[config(default = 1e-3)]
+    pub lr: f64,
+    /// Decay rates of the first and second moment averages.
+    #[config(default = "[0.9, 0.999]")]
+    pub betas: [f64; 2],
+    /// Added to the denominator for numerical stability.
+    #[config(default = 1e-8)]
+    pub eps: f64,
+    /// L2 penalty added to the gradient.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// The AMSGrad variant: divide by the running maximum of the second moment.
+    #[config(default = false)]
+    pub amsgrad: bool,
+}
+
+/// Configuration of AdamW with `torch.optim.AdamW`'s names and defaults: weight decay 0.01,
+/// decoupled from the gradient (the parameter shrinks by `lr * weight_decay` each step).
+///
+/// ```
+/// use ferrovision::optim::AdamWConfig;
+/// let optimizer = AdamWConfig::new().with_lr(3e-4).init();
+/// assert_eq!(optimizer.lr(), 3e-4);
+/// ```
+#[derive(Config, Debug, PartialEq)]
+pub struct AdamWConfig {
+    /// Learning rate.
+    #[config(default = 1e-3)]
+    pub lr: f64,
+    /// Decay rates of the first and second moment averages.
+    #[config(default = "[0.9, 0.999]")]
+    pub betas: [f64; 2],
+    /// Added to the denominator for numerical stability.
+    #[config(default = 1e-8)]
+    pub eps: f64,
+    /// Decoupled weight decay.
+    #[config(default = 0.01)]
+    pub weight_decay: f64,
+    /// The AMSGrad variant.
+    #[config(default = false)]
+    pub amsgrad: bool,
+}
+
+fn check(name: &str, lr: f64, betas: [f64; 2], eps: f64, weight_decay: f64) {
+    assert!(lr >= 0.0, "{name}: invalid lr {lr}");
+    assert!(eps >= 0.0, "{name}: invalid eps {eps}");
+    for beta in betas {
+        assert!((0.0..1.0).contains(&beta), "{name}: invalid beta {beta}");
+    }
+    assert!(weight_decay >= 0.0, "{name}: invalid weight_decay {weight_decay}");
+}
+
+impl AdamConfig {
+    /// The optimizer, with one parameter group holding every parameter.
+    ///
+    /// # Panics
+    /// When `lr`, `eps` or `weight_decay` is negative or a beta is outside `[0, 1)`.
+    pub fn init(&self) -> Optimizer {
+        check("Adam", self.lr, self.betas, self.eps, self.weight_decay);
+        Optimizer::new(UpdateRule::Adam(self.clone()), self.lr, self.weight_decay)
+    }
+}
+
+impl AdamWConfig {
+    /// The optimizer, with one parameter group holding every parameter.
+    ///
+    /// # Panics
+    /// When `lr`, `eps` or `weight_decay` is negative or a beta is outside `[0, 1)`.
+    pub fn init(&self) -> Optimizer {
+        check("AdamW", self.lr, self.betas, self.eps, self.weight_decay);
+        Optimizer::new(UpdateRule::AdamW(self.clone()), self.lr, self.weight_decay)
+    }
+}
+
+/// One step of `torch.optim.Adam` (`decoupled = false`) or `AdamW` on a flattened parameter.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn update(
+    mut param: Tensor<1>,
+    mut grad: Tensor<1>,
+    lr: f64,
+    weight_decay: f64,
+    [beta1, beta2]: [f64; 2],
+    eps: f64,
+    amsgrad: bool,
+    decoupled: bool,
+    state: &mut ParamState,
+) -> Tensor<1> {
+    state.step += 1;
+    if weight_decay != 0.0 {
+        if decoupled {
+            param = param.mul_scalar(1.0 - lr * weight_decay);
+        } else {
+            grad = grad + param.clone().mul_scalar(weight_decay);
+        }
+    }
+    let zeros = || grad.zeros_like();
+    let exp_avg = state.buffers.remove("exp_avg").unwrap_or_else(zeros);
+    let exp_avg_sq = state.buffers.remove("exp_avg_sq").unwrap_or_else(zeros);
+    // torch: exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+    let exp_avg = exp_avg.clone() + (grad.clone() - exp_avg).mul_scalar(1.0 - beta1);
+    let exp_avg_sq = exp_avg_sq.mul_scalar(beta2) + grad.clone().mul(grad).mul_scalar(1.0 - beta2);
+
+    let step = state.step as i32;
+    let bias_correction1 = 1.0 - beta1.powi(step);
+    let bias_correction2_sqrt = (1.0 - beta2.powi(step)).sqrt();
+    let second = if amsgrad {
+        let max = match state.buffers.remove("max_exp_avg_sq") {
+            Some(max) => max.max_pair(exp_avg_sq.clone()),
+            None => exp_avg_sq.clone(),
+        };
+        state.buffers.insert("max_exp_avg_sq".into(), max.clone());
+        max
+    } else {
+        exp_avg_sq.clone()
+    };
+    let denom = second.sqrt().div_scalar(bias_correction2_sqrt).add_scalar(eps);
+    let update = exp_avg.clone().div(denom).mul_scalar(lr / bias_correction1);
+    state.buffers.insert("exp_avg".into(), exp_avg);
+    state.buffers.insert("exp_avg_sq".into(), exp_avg_sq);
+    param - update
+}

@@ -1,0 +1,86 @@
+//! Stochastic gradient descent, as `torch.optim.SGD`.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+
+use super::optimizer::{Optimizer, ParamState, UpdateRule};
+
+/// Configuration of SGD with `torch.optim.SGD`'s names and defaults (no dampening, unlike
+/// Burn's 0.1).
+///
+/// ```
+/// use ferrovision::optim::SgdConfig;
+/// // torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+/// let sgd = SgdConfig::new(0.1).with_momentum(0.9).with_nesterov(true).with_weight_decay(5e-4);
+/// let optimizer = sgd.init();
+/// assert_eq!(optimizer.lr(), 0.1);
+/// ```
+#[derive(Config, Debug, PartialEq)]
+pub struct SgdConfig {
+    /// Learning rate.
+    pub lr: f64,
+    /// Momentum factor (0 = plain SGD).
+    #[config(default = 0.0)]
+    pub momentum: f64,
+    /// Dampening of the momentum's gradient term.
+    #[config(default = 0.0)]
+    pub dampening: f64,
+    /// Nesterov momentum (needs `momentum > 0` and `dampening == 0`).
+    #[config(default = false)]
+    pub nesterov: bool,
+    /// L2 penalty added to the gradient.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+}
+
+impl SgdConfig {
+    /// The optimizer, with one parameter group holding every parameter.
+    ///
+    /// # Panics
+    /// When `lr`, `momentum` or `weight_decay` is negative, or `nesterov` is set without
+    /// momentum or with dampening (PyTorch raises the same).
+    pub fn init(&self) -> Optimizer {
+        assert!(self.lr >= 0.0, "SGD: invalid lr {}", self.lr);
+        assert!(self.momentum >= 0.0, "SGD: invalid momentum {}", self.momentum);
+        assert!(
+            self.weight_decay >= 0.0,
+            "SGD: invalid weight_decay {}",
+            self.weight_decay
+        );
+        assert!(
+            !self.nesterov || (self.momentum > 0.0 && self.dampening == 0.0),
+            "SGD: nesterov needs momentum > 0 and dampening = 0 (momentum {}, dampening {})",
+            self.momentum,
+            self.dampening
+        );
+        Optimizer::new(UpdateRule::Sgd(self.clone()), self.lr, self.weight_decay)
+    }
+
+    /// One step of `torch.optim.SGD` on a flattened parameter.
+    pub(super) fn update(
+        &self,
+        param: Tensor<1>,
+        mut grad: Tensor<1>,
+        lr: f64,
+        weight_decay: f64,
+        state: &mut ParamState,
+    ) -> Tensor<1> {
+        if weight_decay != 0.0 {
+            grad = grad + param.clone().mul_scalar(weight_decay);
+        }
+        if self.momentum != 0.0 {
+            let buffer = match state.buffers.remove("momentum_buffer") {
+                None => grad.clone(),
+                Some(buf) => buf.mul_scalar(self.momentum) + grad.clone().mul_scalar(1.0 - self.dampening),
+            };
+            grad = if self.nesterov {
+                grad + buffer.clone().mul_scalar(self.momentum)
+            } else {
+                buffer.clone()
+            };
+            state.buffers.insert("momentum_buffer".into(), buffer);
+        }
+        state.step += 1;
+        param - grad.mul_scalar(lr)
+    }
+}

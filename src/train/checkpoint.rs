@@ -1,0 +1,133 @@
+//! Checkpoints: model, optimizer and run position in one safetensors file, written atomically.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::trainer::EpochRecord;
+use crate::weights::StateDict;
+use crate::{Error, Result};
+
+const META_KEY: &str = "ferrovision.checkpoint";
+const MODEL: &str = "model.";
+const OPTIMIZER: &str = "optimizer.";
+
+/// Where a run stands, stored with its checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPosition {
+    /// Epochs finished (the next epoch to run, counted from 0).
+    pub epoch: usize,
+    /// Batches of epoch `epoch` already trained (non-zero after an interruption).
+    pub batch: usize,
+    /// Optimizer steps taken (the schedule's step).
+    pub step: usize,
+    /// The seed every shuffle and augmentation is derived from (with epoch and sample index,
+    /// so the seed and the position are the whole random state of a run).
+    pub seed: u64,
+    /// Best validation accuracy so far.
+    pub best_accuracy: Option<f64>,
+}
+
+/// What a checkpoint holds besides tensors: the position, the class names, and free-form JSON
+/// the program that wrote it needs to rebuild its model (e.g. the architecture and image size).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// Where the run stands.
+    pub position: RunPosition,
+    /// Class names, in index order.
+    pub classes: Vec<String>,
+    /// The run's configuration.
+    pub config: serde_json::Value,
+    /// The epochs finished so far, with their metrics.
+    #[serde(default)]
+    pub history: Vec<EpochRecord>,
+}
+
+/// A model's and an optimizer's state dicts with their [`CheckpointMeta`].
+///
+/// ```
+/// use ferrovision::nn::LinearConfig;
+/// use ferrovision::train::{Checkpoint, CheckpointMeta, RunPosition};
+/// use ferrovision::weights::state_dict;
+/// let dir = std::env::temp_dir().join(format!("ferrovision-doc-ckpt-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let model = LinearConfig::new(4, 2).init(&ferrovision::device::ndarray());
+/// let position = RunPosition { epoch: 3, batch: 0, step: 30, seed: 7, best_accuracy: Some(0.9) };
+/// let meta = CheckpointMeta { position, classes: vec!["a".into(), "b".into()], config: serde_json::json!({}), history: vec![] };
+/// let checkpoint = Checkpoint { model: state_dict(&model), optimizer: Default::default(), meta };
+/// checkpoint.save(dir.join("last.safetensors"))?;
+/// let back = Checkpoint::load(dir.join("last.safetensors"))?;
+/// assert_eq!(back.meta.position.epoch, 3);
+/// assert_eq!(back.model.keys(), vec!["bias", "weight"]);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The model's state dict.
+    pub model: StateDict,
+    /// The optimizer's state dict ([`Optimizer::state_dict`](crate::optim::Optimizer::state_dict)).
+    pub optimizer: StateDict,
+    /// Position, classes and configuration.
+    pub meta: CheckpointMeta,
+}
+
+impl Checkpoint {
+    /// Writes the checkpoint as one `.safetensors` file (`model.*`, `optimizer.*` tensors, the
+    /// metadata as JSON in the header), atomically: a crash leaves the previous file intact.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be written.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let mut dict = StateDict::new();
+        dict.extend_prefixed(MODEL, self.model.clone());
+        dict.extend_prefixed(OPTIMIZER, self.optimizer.clone());
+        let meta = serde_json::to_string(&self.meta).expect("metadata serialises");
+        dict.set_metadata(META_KEY, meta);
+        dict.save_safetensors(path)
+    }
+
+    /// Reads a checkpoint written by [`save`](Self::save).
+    ///
+    /// # Errors
+    /// [`Error::Io`] / [`Error::Safetensors`] when the file cannot be read, and
+    /// [`Error::BadCheckpoint`] when it is a safetensors file without checkpoint metadata (a
+    /// bare weight file) or with metadata that does not parse.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let dict = StateDict::from_file(path)?;
+        let bad = |problem: String| Error::BadCheckpoint {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let meta = dict
+            .metadata()
+            .get(META_KEY)
+            .ok_or_else(|| bad(format!("no `{META_KEY}` metadata (a bare weight file?)")))?;
+        let meta: CheckpointMeta =
+            serde_json::from_str(meta).map_err(|e| bad(format!("metadata: {e}")))?;
+        let model = dict.select_prefix(MODEL);
+        if model.is_empty() {
+            return Err(bad("no `model.*` tensors".into()));
+        }
+        Ok(Self {
+            model,
+            optimizer: dict.select_prefix(OPTIMIZER),
+            meta,
+        })
+    }
+
+    /// The checkpoint file a user pointed at: a file as it is, or a run folder's
+    /// `best.safetensors` (else `last.safetensors`).
+    pub fn resolve(path: impl AsRef<Path>) -> PathBuf {
+        let path = path.as_ref();
+        if path.is_dir() {
+            let best = path.join("best.safetensors");
+            if best.exists() {
+                return best;
+            }
+            return path.join("last.safetensors");
+        }
+        path.to_path_buf()
+    }
+}

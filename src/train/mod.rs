@@ -1,0 +1,15 @@
+//! Training: a [`Trainer`] that fits a classifier with train/validation epochs, metrics
+//! accumulated on the device, a run folder with checkpoints, `metrics.jsonl` and pictures,
+//! resumption, and a clean stop on NaN or Ctrl-C.
+
+mod checkpoint;
+mod metrics;
+mod progress;
+mod report;
+mod trainer;
+
+pub use checkpoint::{Checkpoint, CheckpointMeta, RunPosition};
+pub use metrics::{ClassMetrics, EpochMetrics, MetricsAccumulator};
+pub use progress::ProgressStyle;
+pub use report::{confusion_svg, curves_svg};
+pub use trainer::{Classifier, EpochRecord, FitOutcome, Trainer, TrainerConfig, evaluate};
