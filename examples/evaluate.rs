@@ -43,7 +43,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let device = ferrovision::device::by_name(&args.device)?;
     let (model, classes, transform) = common::load_trained(&args.checkpoint, &device)?;
-    let folder = ImageFolder::with_config(&args.data, &ImageFolderConfig::default().with_allow_empty(true))?;
+    let folder = ImageFolder::with_config(
+        &args.data,
+        &ImageFolderConfig::default().with_allow_empty(true),
+    )?;
     if folder.classes() != classes.as_slice() {
         return Err(format!(
             "`{}` has classes {:?}, the checkpoint was trained on {:?}",
@@ -56,7 +59,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = DataLoaderConfig::new(args.batch_size).with_num_workers(args.workers);
     let loader = DataLoader::new(folder, transform, config, device);
     let metrics = evaluate(&model, &loader, &classes)?;
-    println!("{} images, loss {:.4}, top-5 accuracy {:.2}%\n", metrics.samples, metrics.loss, 100.0 * metrics.top5_accuracy);
+    println!(
+        "{} images, loss {:.4}, top-5 accuracy {:.2}%\n",
+        metrics.samples,
+        metrics.loss,
+        100.0 * metrics.top5_accuracy
+    );
     println!("{}", metrics.report());
     println!("confusion matrix (rows: true, columns: predicted):");
     for (name, row) in classes.iter().zip(&metrics.confusion) {

@@ -15,9 +15,13 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use ferrovision::data::transforms::{Compose, Normalize, RandomHorizontalFlip, Resize, presets};
-use ferrovision::data::{DataLoader, DataLoaderConfig, OnError, ShapesConfig, train_val, write_shapes};
+use ferrovision::data::{
+    DataLoader, DataLoaderConfig, OnError, ShapesConfig, train_val, write_shapes,
+};
 use ferrovision::models::ResNetConfig;
-use ferrovision::optim::{AdamConfig, LrSchedule, Optimizer, SgdConfig, freeze, trainable_parameters};
+use ferrovision::optim::{
+    AdamConfig, LrSchedule, Optimizer, SgdConfig, freeze, trainable_parameters,
+};
 use ferrovision::train::{Checkpoint, Trainer, TrainerConfig};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -105,8 +109,17 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         None => {
             let root = args.out.join("shapes");
             if !root.join("val").is_dir() {
-                println!("data: drawing the built-in shapes dataset into {}", root.display());
-                write_shapes(&root, &ShapesConfig { seed: args.seed, ..ShapesConfig::default() })?;
+                println!(
+                    "data: drawing the built-in shapes dataset into {}",
+                    root.display()
+                );
+                write_shapes(
+                    &root,
+                    &ShapesConfig {
+                        seed: args.seed,
+                        ..ShapesConfig::default()
+                    },
+                )?;
             }
             root
         }
@@ -141,7 +154,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             ErrorPolicy::Skip => OnError::Skip,
         });
     let train_device = device.clone().autodiff();
-    let train = DataLoader::new(train_set, train_tf, loader_config.clone().with_shuffle(true), train_device.clone());
+    let train = DataLoader::new(
+        train_set,
+        train_tf,
+        loader_config.clone().with_shuffle(true),
+        train_device.clone(),
+    );
     let val = DataLoader::new(
         val_set,
         common::eval_transform(eval_kind, size),
@@ -174,7 +192,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let total_steps = args.epochs * train.len();
     let schedule = match args.schedule {
         Schedule::Constant => LrSchedule::Constant,
-        Schedule::Cosine => LrSchedule::Cosine { t_max: total_steps, min_factor: 0.0 },
+        Schedule::Cosine => LrSchedule::Cosine {
+            t_max: total_steps,
+            min_factor: 0.0,
+        },
         Schedule::OneCycle => LrSchedule::one_cycle(total_steps),
     };
     let mut config = TrainerConfig::new(args.epochs, &args.out);
@@ -216,7 +237,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(best) = outcome.best() {
         let metrics = best.val.as_ref().unwrap_or(&best.train);
-        println!("\nbest epoch {} (validation):\n{}", best.epoch, metrics.report());
+        println!(
+            "\nbest epoch {} (validation):\n{}",
+            best.epoch,
+            metrics.report()
+        );
     }
     println!(
         "run folder: {} (best.safetensors, last.safetensors, metrics.jsonl, *.svg); {:.0} s in all",

@@ -16,7 +16,9 @@ const STEPS: usize = 5;
 fn start(g: &Golden, device: &Device) -> Linear {
     let mut linear = LinearConfig::new(5, 3).init(device);
     linear.weight = Param::from_tensor(g.tensor::<2>("optim.weight0", device).require_grad());
-    linear.bias = Some(Param::from_tensor(g.tensor::<1>("optim.bias0", device).require_grad()));
+    linear.bias = Some(Param::from_tensor(
+        g.tensor::<1>("optim.bias0", device).require_grad(),
+    ));
     linear
 }
 
@@ -37,7 +39,14 @@ fn check(g: &Golden, label: &str, actual: Tensor<1>, key: &str) {
     let (shape, expected) = g.raw(key);
     let n = shape.iter().product::<usize>();
     let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    assert_close(label, actual.reshape([n]), &[n], &expected, 1e-6 * scale, 1e-6);
+    assert_close(
+        label,
+        actual.reshape([n]),
+        &[n],
+        &expected,
+        1e-6 * scale,
+        1e-6,
+    );
 }
 
 #[test]
@@ -102,8 +111,18 @@ fn optimizers_match_torch_optim() {
             let linear = train(&g, &device, start(&g, &device), &mut optimizer);
             let label = format!("{name} {case}");
             let weight = linear.weight.val().reshape([15]);
-            check(&g, &format!("{label} weight"), weight, &format!("{case}.weight"));
-            check(&g, &format!("{label} bias"), linear.bias.unwrap().val(), &format!("{case}.bias"));
+            check(
+                &g,
+                &format!("{label} weight"),
+                weight,
+                &format!("{case}.weight"),
+            );
+            check(
+                &g,
+                &format!("{label} bias"),
+                linear.bias.unwrap().val(),
+                &format!("{case}.bias"),
+            );
             // The state, by PyTorch's buffer names, through a save/load round trip.
             let state = optimizer.state_dict();
             let mut reloaded = make();
@@ -112,22 +131,36 @@ fn optimizers_match_torch_optim() {
             assert_eq!(state, again, "{label}: state changed in a round trip");
             let mut buffers = 0;
             for key in state.keys() {
-                let Some((param, buffer)) = key.split_once('.') else { panic!("{key}") };
+                let Some((param, buffer)) = key.split_once('.') else {
+                    panic!("{key}")
+                };
                 if buffer == "step" {
                     assert_eq!(optimizer.steps_of(param), STEPS as u64, "{label} {key}");
                     continue;
                 }
                 let (shape, values) = {
                     let raw = state.get(key).unwrap();
-                    (raw.shape.clone(), raw.to_f32(std::path::Path::new("mem"), key, false).unwrap())
+                    (
+                        raw.shape.clone(),
+                        raw.to_f32(std::path::Path::new("mem"), key, false).unwrap(),
+                    )
                 };
-                let actual = Tensor::<1>::from_data(burn::tensor::TensorData::new(values, shape), &device);
-                check(&g, &format!("{label} {key}"), actual, &format!("{case}.state.{key}"));
+                let actual =
+                    Tensor::<1>::from_data(burn::tensor::TensorData::new(values, shape), &device);
+                check(
+                    &g,
+                    &format!("{label} {key}"),
+                    actual,
+                    &format!("{case}.state.{key}"),
+                );
                 buffers += 1;
             }
             let expected_buffers = ["weight", "bias"]
                 .iter()
-                .flat_map(|p| ["momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"].map(move |b| format!("{case}.state.{p}.{b}")))
+                .flat_map(|p| {
+                    ["momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+                        .map(move |b| format!("{case}.state.{p}.{b}"))
+                })
                 .filter(|k| g.has(k))
                 .count();
             assert_eq!(buffers, expected_buffers, "{label}: buffers");
@@ -139,16 +172,38 @@ fn optimizers_match_torch_optim() {
 fn schedules_match_torch_lr_scheduler() {
     let g = Golden::open("optim");
     let cases = [
-        ("step", LrSchedule::Step { step_size: 7, gamma: 0.5 }),
-        ("cosine", LrSchedule::Cosine { t_max: 20, min_factor: 0.1 }),
-        ("linear", LrSchedule::Linear { start_factor: 0.25, end_factor: 1.0, total_iters: 8 }),
+        (
+            "step",
+            LrSchedule::Step {
+                step_size: 7,
+                gamma: 0.5,
+            },
+        ),
+        (
+            "cosine",
+            LrSchedule::Cosine {
+                t_max: 20,
+                min_factor: 0.1,
+            },
+        ),
+        (
+            "linear",
+            LrSchedule::Linear {
+                start_factor: 0.25,
+                end_factor: 1.0,
+                total_iters: 8,
+            },
+        ),
         ("one_cycle", LrSchedule::one_cycle(30)),
         (
             "warmup_cosine",
             LrSchedule::Warmup {
                 steps: 5,
                 start_factor: 0.1,
-                then: Box::new(LrSchedule::Cosine { t_max: 25, min_factor: 0.0 }),
+                then: Box::new(LrSchedule::Cosine {
+                    t_max: 25,
+                    min_factor: 0.0,
+                }),
             },
         ),
     ];
@@ -173,18 +228,39 @@ fn frozen_parameters_do_not_move_and_get_no_state() {
     let mut optimizer = AdamConfig::new().init();
     let trained = train(&g, &device, linear, &mut optimizer);
     let before = g.tensor::<2>("optim.weight0", &device);
-    assert!(trained.weight.val().equal(before).all().into_scalar::<bool>());
+    assert!(
+        trained
+            .weight
+            .val()
+            .equal(before)
+            .all()
+            .into_scalar::<bool>()
+    );
     assert_eq!(optimizer.steps_of("weight"), 0);
     assert_eq!(optimizer.steps_of("bias"), STEPS as u64);
     let bias0 = g.tensor::<1>("optim.bias0", &device);
-    assert!(!trained.bias.unwrap().val().equal(bias0).all().into_scalar::<bool>());
+    assert!(
+        !trained
+            .bias
+            .unwrap()
+            .val()
+            .equal(bias0)
+            .all()
+            .into_scalar::<bool>()
+    );
 }
 
 #[test]
 fn optimizer_state_rejects_unknown_keys() {
     let device = ferrovision::device::ndarray();
     let mut dict = ferrovision::weights::StateDict::new();
-    dict.insert("fc.weight.velocity", ferrovision::weights::RawTensor::from_f32(vec![1], &[0.0]));
-    let err = SgdConfig::new(0.1).init().load_state_dict(&dict, &device).unwrap_err();
+    dict.insert(
+        "fc.weight.velocity",
+        ferrovision::weights::RawTensor::from_f32(vec![1], &[0.0]),
+    );
+    let err = SgdConfig::new(0.1)
+        .init()
+        .load_state_dict(&dict, &device)
+        .unwrap_err();
     assert!(err.to_string().contains("fc.weight.velocity"), "{err}");
 }

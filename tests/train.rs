@@ -10,7 +10,9 @@ use ferrovision::data::{DataLoader, DataLoaderConfig, ShapesConfig, train_val, w
 use ferrovision::models::{ResNet, ResNetConfig, ResNetDepth};
 use ferrovision::nn::CrossEntropyLossConfig;
 use ferrovision::optim::{AdamConfig, LrSchedule, SgdConfig};
-use ferrovision::train::{Checkpoint, EpochMetrics, EpochRecord, ProgressStyle, Trainer, TrainerConfig};
+use ferrovision::train::{
+    Checkpoint, EpochMetrics, EpochRecord, ProgressStyle, Trainer, TrainerConfig,
+};
 use ferrovision::weights::state_dict;
 
 const SIZE: u32 = 32;
@@ -25,32 +27,51 @@ fn temp_dir(name: &str) -> PathBuf {
 /// A tiny shapes folder: 5 classes, `train` / `val` images per class.
 fn shapes(dir: &Path, train: usize, val: usize) -> PathBuf {
     let root = dir.join("shapes");
-    let config = ShapesConfig { size: SIZE, train_per_class: train, val_per_class: val, seed: 3 };
+    let config = ShapesConfig {
+        size: SIZE,
+        train_per_class: train,
+        val_per_class: val,
+        seed: 3,
+    };
     write_shapes(&root, &config).unwrap();
     root
 }
 
 fn transform() -> Compose {
-    Compose::new().then(Resize::exact(SIZE, SIZE)).normalize(Normalize::imagenet())
+    Compose::new()
+        .then(Resize::exact(SIZE, SIZE))
+        .normalize(Normalize::imagenet())
 }
 
 fn loaders(root: &Path, batch: usize, device: &Device) -> (DataLoader, DataLoader) {
     let (train, val) = train_val(root, 0.2, 0).unwrap();
-    let config = DataLoaderConfig::new(batch).with_num_workers(2).with_seed(5);
+    let config = DataLoaderConfig::new(batch)
+        .with_num_workers(2)
+        .with_seed(5);
     (
-        DataLoader::new(train, transform(), config.clone().with_shuffle(true), device.clone().autodiff()),
+        DataLoader::new(
+            train,
+            transform(),
+            config.clone().with_shuffle(true),
+            device.clone().autodiff(),
+        ),
         DataLoader::new(val, transform(), config, device.clone()),
     )
 }
 
 fn model(device: &Device) -> ResNet {
-    ResNetConfig::new(ResNetDepth::R18).with_num_classes(5).init(&device.clone().autodiff())
+    ResNetConfig::new(ResNetDepth::R18)
+        .with_num_classes(5)
+        .init(&device.clone().autodiff())
 }
 
 fn trainer(epochs: usize, dir: &Path) -> Trainer {
     let mut config = TrainerConfig::new(epochs, dir);
     config.progress = ProgressStyle::Quiet;
-    config.schedule = LrSchedule::Cosine { t_max: 6, min_factor: 0.1 };
+    config.schedule = LrSchedule::Cosine {
+        t_max: 6,
+        min_factor: 0.1,
+    };
     config.log_every = 1;
     Trainer::new(config)
 }
@@ -79,9 +100,16 @@ fn overfitting_one_batch_drives_the_loss_below_0_05() {
         losses.push(loss.clone().into_scalar::<f32>());
         model = optimizer.step(model, loss.backward());
     }
-    eprintln!("overfit losses: first {:.4}, last {:.4}", losses[0], losses[39]);
+    eprintln!(
+        "overfit losses: first {:.4}, last {:.4}",
+        losses[0], losses[39]
+    );
     assert!(losses[39] < 0.05, "loss after 40 steps: {}", losses[39]);
-    assert!(losses[0] > 0.5, "a fresh model cannot already fit: {}", losses[0]);
+    assert!(
+        losses[0] > 0.5,
+        "a fresh model cannot already fit: {}",
+        losses[0]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -93,7 +121,9 @@ fn a_short_run_writes_a_well_formed_run_folder() {
     let (train, val) = loaders(&root, 8, &device);
     let run = dir.join("run");
     let mut optimizer = AdamConfig::new().init();
-    let outcome = trainer(2, &run).fit(model(&device), &mut optimizer, &train, Some(&val), None).unwrap();
+    let outcome = trainer(2, &run)
+        .fit(model(&device), &mut optimizer, &train, Some(&val), None)
+        .unwrap();
     assert!(!outcome.interrupted);
 
     let history = records(&run);
@@ -107,14 +137,20 @@ fn a_short_run_writes_a_well_formed_run_folder() {
         for m in [&record.train, val] {
             assert!(m.loss.is_finite() && m.loss > 0.0);
             assert!((0.0..=1.0).contains(&m.accuracy) && m.top5_accuracy >= m.accuracy);
-            assert_eq!(m.confusion.iter().flatten().sum::<u64>() as usize, m.samples);
+            assert_eq!(
+                m.confusion.iter().flatten().sum::<u64>() as usize,
+                m.samples
+            );
             assert_eq!(m.per_class.len(), 5);
         }
         assert!(record.images_per_second > 0.0 && record.lr > 0.0);
     }
     // lr follows the cosine schedule: 4 steps an epoch (30 images, batch 8), recorded at the
     // epoch's last step.
-    let schedule = LrSchedule::Cosine { t_max: 6, min_factor: 0.1 };
+    let schedule = LrSchedule::Cosine {
+        t_max: 6,
+        min_factor: 0.1,
+    };
     assert!((history[0].lr - 1e-3 * schedule.factor(3)).abs() < 1e-12);
     assert!((history[1].lr - 1e-3 * schedule.factor(7)).abs() < 1e-12);
 
@@ -124,7 +160,10 @@ fn a_short_run_writes_a_well_formed_run_folder() {
     assert_eq!(config["train_images"], 30);
     for picture in ["loss.svg", "accuracy.svg", "confusion_matrix.svg"] {
         let svg = std::fs::read_to_string(run.join(picture)).unwrap();
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{picture}");
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{picture}"
+        );
     }
     let last = Checkpoint::load(run.join("last.safetensors")).unwrap();
     assert_eq!(last.meta.position.epoch, 2);
@@ -156,20 +195,36 @@ fn resume_gives_the_same_run_as_no_interruption() {
     let initial = state_dict(&model(&device));
     let start = || {
         let fresh = model(&device);
-        ferrovision::weights::load_state_dict(fresh, &initial, &ferrovision::weights::LoadOptions::strict()).unwrap().0
+        ferrovision::weights::load_state_dict(
+            fresh,
+            &initial,
+            &ferrovision::weights::LoadOptions::strict(),
+        )
+        .unwrap()
+        .0
     };
     let sgd = || SgdConfig::new(0.05).with_momentum(0.9).init();
 
     let straight = dir.join("straight");
     let mut optimizer = sgd();
-    let full = trainer(3, &straight).fit(start(), &mut optimizer, &train, Some(&val), None).unwrap();
+    let full = trainer(3, &straight)
+        .fit(start(), &mut optimizer, &train, Some(&val), None)
+        .unwrap();
 
     // Stopped after epoch 1, resumed for the rest.
     let split = dir.join("split");
-    trainer(1, &split).fit(start(), &mut sgd(), &train, Some(&val), None).unwrap();
+    trainer(1, &split)
+        .fit(start(), &mut sgd(), &train, Some(&val), None)
+        .unwrap();
     let checkpoint = Checkpoint::load(split.join("last.safetensors")).unwrap();
     let resumed = trainer(3, &split)
-        .fit(model(&device), &mut sgd(), &train, Some(&val), Some(checkpoint))
+        .fit(
+            model(&device),
+            &mut sgd(),
+            &train,
+            Some(&val),
+            Some(checkpoint),
+        )
         .unwrap();
     assert_eq!(records(&split).len(), 3);
     for (a, b) in records(&straight).iter().zip(records(&split).iter()) {
@@ -180,18 +235,38 @@ fn resume_gives_the_same_run_as_no_interruption() {
     // Ctrl-C in the middle of epoch 2: a checkpoint at that batch, and the resume ends where
     // the uninterrupted run does.
     let stopped = dir.join("stopped");
-    let first = trainer(1, &stopped).fit(start(), &mut sgd(), &train, Some(&val), None).unwrap();
+    let first = trainer(1, &stopped)
+        .fit(start(), &mut sgd(), &train, Some(&val), None)
+        .unwrap();
     let interrupted = trainer(3, &stopped);
     interrupted.stop_handle().store(true, Ordering::Relaxed);
     let checkpoint = Checkpoint::load(stopped.join("last.safetensors")).unwrap();
     let outcome = interrupted
-        .fit(first.model, &mut sgd(), &train, Some(&val), Some(checkpoint))
+        .fit(
+            first.model,
+            &mut sgd(),
+            &train,
+            Some(&val),
+            Some(checkpoint),
+        )
         .unwrap();
     assert!(outcome.interrupted);
     let checkpoint = Checkpoint::load(stopped.join("last.safetensors")).unwrap();
-    assert_eq!((checkpoint.meta.position.epoch, checkpoint.meta.position.batch), (1, 1));
+    assert_eq!(
+        (
+            checkpoint.meta.position.epoch,
+            checkpoint.meta.position.batch
+        ),
+        (1, 1)
+    );
     let resumed = trainer(3, &stopped)
-        .fit(model(&device), &mut sgd(), &train, Some(&val), Some(checkpoint))
+        .fit(
+            model(&device),
+            &mut sgd(),
+            &train,
+            Some(&val),
+            Some(checkpoint),
+        )
         .unwrap();
     assert_eq!(state_dict(&full.model), state_dict(&resumed.model));
     let (a, b) = (&records(&straight)[2], &records(&stopped)[2]);
@@ -201,7 +276,11 @@ fn resume_gives_the_same_run_as_no_interruption() {
 
 /// A record without its timings, which differ between runs.
 fn strip_time(record: &EpochRecord) -> EpochRecord {
-    EpochRecord { seconds: 0.0, images_per_second: 0.0, ..record.clone() }
+    EpochRecord {
+        seconds: 0.0,
+        images_per_second: 0.0,
+        ..record.clone()
+    }
 }
 
 #[test]
@@ -212,13 +291,23 @@ fn a_nan_loss_stops_the_run_with_a_typed_error() {
     let (train, val) = loaders(&root, 4, &device);
     let run = dir.join("run");
     let mut optimizer = SgdConfig::new(f64::INFINITY).init();
-    let err = trainer(2, &run).fit(model(&device), &mut optimizer, &train, Some(&val), None).unwrap_err();
+    let err = trainer(2, &run)
+        .fit(model(&device), &mut optimizer, &train, Some(&val), None)
+        .unwrap_err();
     match &err {
-        Error::NonFiniteLoss { epoch: 1, batch: 2, kept: None, .. } => {}
+        Error::NonFiniteLoss {
+            epoch: 1,
+            batch: 2,
+            kept: None,
+            ..
+        } => {}
         other => panic!("expected NonFiniteLoss in epoch 1 at batch 2, got {other:?}"),
     }
     assert!(err.to_string().contains("loss became"), "{err}");
-    assert!(!run.join("last.safetensors").exists(), "a NaN model must not be saved");
+    assert!(
+        !run.join("last.safetensors").exists(),
+        "a NaN model must not be saved"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -235,9 +324,18 @@ fn metrics_follow_sklearn_definitions() {
     let p: Vec<f64> = m.per_class.iter().map(|c| c.precision).collect();
     let r: Vec<f64> = m.per_class.iter().map(|c| c.recall).collect();
     let f: Vec<f64> = m.per_class.iter().map(|c| c.f1).collect();
-    assert!(close(p[0], 2.0 / 3.0) && close(p[1], 0.5) && close(p[2], 0.0), "{p:?}");
-    assert!(close(r[0], 1.0) && close(r[1], 0.5) && close(r[2], 0.0), "{r:?}");
-    assert!(close(f[0], 0.8) && close(f[1], 0.5) && close(f[2], 0.0), "{f:?}");
+    assert!(
+        close(p[0], 2.0 / 3.0) && close(p[1], 0.5) && close(p[2], 0.0),
+        "{p:?}"
+    );
+    assert!(
+        close(r[0], 1.0) && close(r[1], 0.5) && close(r[2], 0.0),
+        "{r:?}"
+    );
+    assert!(
+        close(f[0], 0.8) && close(f[1], 0.5) && close(f[2], 0.0),
+        "{f:?}"
+    );
     assert!(close(m.macro_f1, 1.3 / 3.0));
     assert_eq!(m.per_class[2].support, 1);
     assert!(m.report().contains("macro avg"));
@@ -254,8 +352,15 @@ fn train_val_layouts() {
     assert_eq!((train.len(), val.len()), (10, 5));
     // Different classes in val/: a typed error naming both folders.
     std::fs::create_dir_all(root.join("val/hexagon")).unwrap();
-    std::fs::copy(root.join("val/ring/0000.png"), root.join("val/hexagon/0000.png")).unwrap();
+    std::fs::copy(
+        root.join("val/ring/0000.png"),
+        root.join("val/hexagon/0000.png"),
+    )
+    .unwrap();
     let err = train_val(&root, 0.2, 0).unwrap_err();
-    assert!(matches!(err, Error::InvalidSetup { .. }) && err.to_string().contains("hexagon"), "{err}");
+    assert!(
+        matches!(err, Error::InvalidSetup { .. }) && err.to_string().contains("hexagon"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

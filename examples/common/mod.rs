@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use burn::tensor::Device;
-use ferrovision::data::transforms::{Compose, Normalize, Resize};
 use ferrovision::data::transforms::presets;
+use ferrovision::data::transforms::{Compose, Normalize, Resize};
 use ferrovision::models::{ResNet, ResNetConfig, ResNetDepth};
 use ferrovision::train::Checkpoint;
 use ferrovision::weights::{LoadOptions, load_state_dict};
@@ -31,7 +31,11 @@ pub fn depth(arch: &str) -> Result<ResNetDepth, String> {
         "resnet50" => ResNetDepth::R50,
         "resnet101" => ResNetDepth::R101,
         "resnet152" => ResNetDepth::R152,
-        other => return Err(format!("unknown architecture `{other}` (resnet18 ... resnet152)")),
+        other => {
+            return Err(format!(
+                "unknown architecture `{other}` (resnet18 ... resnet152)"
+            ));
+        }
     })
 }
 
@@ -56,7 +60,10 @@ pub fn load_trained(
     let config = &checkpoint.meta.config;
     let arch = config["arch"].as_str().unwrap_or("resnet18");
     let size = config["image_size"].as_u64().unwrap_or(224) as u32;
-    let transform = eval_transform(config["eval_transform"].as_str().unwrap_or("center_crop"), size);
+    let transform = eval_transform(
+        config["eval_transform"].as_str().unwrap_or("center_crop"),
+        size,
+    );
     let classes = checkpoint.meta.classes.clone();
     let model = ResNetConfig::new(depth(arch)?)
         .with_num_classes(classes.len())

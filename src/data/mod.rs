@@ -22,12 +22,12 @@ mod decode;
 mod image_folder;
 mod loader;
 mod seed;
-pub mod transforms;
 mod shapes;
 mod split;
+pub mod transforms;
 
 pub use decode::{DecodeLimits, decode_rgb};
 pub use image_folder::{IMG_EXTENSIONS, ImageFolder, ImageFolderConfig};
+pub use loader::{Batch, DataLoader, DataLoaderConfig, Epoch, OnError, SkippedFile};
 pub use shapes::{SHAPES, ShapesConfig, draw_shape, write_shapes};
 pub use split::train_val;
-pub use loader::{Batch, DataLoader, DataLoaderConfig, Epoch, OnError, SkippedFile};

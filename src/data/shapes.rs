@@ -114,7 +114,8 @@ pub fn write_shapes(root: impl AsRef<Path>, config: &ShapesConfig) -> Result<()>
             let dir = root.join(split).join(shape);
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
             for i in 0..count {
-                let mut rng = StdRng::seed_from_u64(mix(&[config.seed, salt, label as u64, i as u64]));
+                let mut rng =
+                    StdRng::seed_from_u64(mix(&[config.seed, salt, label as u64, i as u64]));
                 let path = dir.join(format!("{i:04}.png"));
                 draw_shape(shape, config.size, &mut rng)
                     .save(&path)

@@ -41,7 +41,10 @@ pub fn train_val(
         })?;
     let train = ImageFolder::new(&train_dir)?;
     // A class may be missing from a small validation folder; it keeps its index.
-    let val = ImageFolder::with_config(&val_dir, &ImageFolderConfig::default().with_allow_empty(true))?;
+    let val = ImageFolder::with_config(
+        &val_dir,
+        &ImageFolderConfig::default().with_allow_empty(true),
+    )?;
     if train.classes() != val.classes() {
         return Err(Error::InvalidSetup {
             problem: format!(

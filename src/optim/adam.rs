@@ -66,7 +66,10 @@ fn check(name: &str, lr: f64, betas: [f64; 2], eps: f64, weight_decay: f64) {
     for beta in betas {
         assert!((0.0..1.0).contains(&beta), "{name}: invalid beta {beta}");
     }
-    assert!(weight_decay >= 0.0, "{name}: invalid weight_decay {weight_decay}");
+    assert!(
+        weight_decay >= 0.0,
+        "{name}: invalid weight_decay {weight_decay}"
+    );
 }
 
 impl AdamConfig {
@@ -132,7 +135,10 @@ pub(super) fn update(
     } else {
         exp_avg_sq.clone()
     };
-    let denom = second.sqrt().div_scalar(bias_correction2_sqrt).add_scalar(eps);
+    let denom = second
+        .sqrt()
+        .div_scalar(bias_correction2_sqrt)
+        .add_scalar(eps);
     let update = exp_avg.clone().div(denom).mul_scalar(lr / bias_correction1);
     state.buffers.insert("exp_avg".into(), exp_avg);
     state.buffers.insert("exp_avg_sq".into(), exp_avg_sq);

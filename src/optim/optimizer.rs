@@ -197,17 +197,33 @@ impl Optimizer {
         match &self.rule {
             UpdateRule::Sgd(sgd) => sgd.update(param, grad, lr, weight_decay, state),
             UpdateRule::Adam(a) => adam::update(
-                param, grad, lr, weight_decay, a.betas, a.eps, a.amsgrad, false, state,
+                param,
+                grad,
+                lr,
+                weight_decay,
+                a.betas,
+                a.eps,
+                a.amsgrad,
+                false,
+                state,
             ),
             UpdateRule::AdamW(a) => adam::update(
-                param, grad, lr, weight_decay, a.betas, a.eps, a.amsgrad, true, state,
+                param,
+                grad,
+                lr,
+                weight_decay,
+                a.betas,
+                a.eps,
+                a.amsgrad,
+                true,
+                state,
             ),
         }
     }
 
     /// The optimizer state, named `<param>.<buffer>` (`fc.weight.exp_avg`) and
-    /// `<param>.step` (an int64 scalar), with each buffer in its parameter's shape... flattened:
-    /// buffers are stored as 1-D `f32` tensors. Reads every buffer from the device.
+    /// `<param>.step` (an int64 scalar). Buffers are stored flattened, as 1-D `f32` tensors.
+    /// Reads every buffer from the device.
     pub fn state_dict(&self) -> StateDict {
         let mut dict = StateDict::new();
         for (key, state) in &self.state {
@@ -222,7 +238,10 @@ impl Optimizer {
             for (name, buffer) in &state.buffers {
                 let data = buffer.clone().into_data().convert::<f32>();
                 let values = data.try_to_vec::<f32>().unwrap_or_default();
-                dict.insert(format!("{key}.{name}"), RawTensor::from_f32(vec![values.len()], &values));
+                dict.insert(
+                    format!("{key}.{name}"),
+                    RawTensor::from_f32(vec![values.len()], &values),
+                );
             }
         }
         dict
@@ -327,7 +346,10 @@ impl ModuleMapper for Update<'_> {
             grad = grad * scale.clone();
         }
         let flat = tensor.inner().reshape([n]);
-        let updated = self.optimizer.update(self.path.key(), flat, grad).reshape(shape);
+        let updated = self
+            .optimizer
+            .update(self.path.key(), flat, grad)
+            .reshape(shape);
         let updated = if require_grad {
             Tensor::from_inner(updated).require_grad()
         } else {

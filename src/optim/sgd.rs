@@ -41,7 +41,11 @@ impl SgdConfig {
     /// momentum or with dampening (PyTorch raises the same).
     pub fn init(&self) -> Optimizer {
         assert!(self.lr >= 0.0, "SGD: invalid lr {}", self.lr);
-        assert!(self.momentum >= 0.0, "SGD: invalid momentum {}", self.momentum);
+        assert!(
+            self.momentum >= 0.0,
+            "SGD: invalid momentum {}",
+            self.momentum
+        );
         assert!(
             self.weight_decay >= 0.0,
             "SGD: invalid weight_decay {}",
@@ -71,7 +75,9 @@ impl SgdConfig {
         if self.momentum != 0.0 {
             let buffer = match state.buffers.remove("momentum_buffer") {
                 None => grad.clone(),
-                Some(buf) => buf.mul_scalar(self.momentum) + grad.clone().mul_scalar(1.0 - self.dampening),
+                Some(buf) => {
+                    buf.mul_scalar(self.momentum) + grad.clone().mul_scalar(1.0 - self.dampening)
+                }
             };
             grad = if self.nesterov {
                 grad + buffer.clone().mul_scalar(self.momentum)

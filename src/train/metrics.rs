@@ -50,7 +50,12 @@ impl MetricsAccumulator {
         let [n, c] = logits.dims();
         let k = 5.min(c);
         let truth = labels.one_hot::<2>(self.num_classes).float();
-        let predicted = logits.clone().argmax(1).reshape([n]).one_hot::<2>(c).float();
+        let predicted = logits
+            .clone()
+            .argmax(1)
+            .reshape([n])
+            .one_hot::<2>(c)
+            .float();
         let confusion = truth.clone().transpose().matmul(predicted);
         let target_logit = (logits.clone() * truth).sum_dim(1);
         let higher = logits.greater(target_logit).float().sum_dim(1);
@@ -86,9 +91,18 @@ impl MetricsAccumulator {
             _ => vec![f32::NAN; 2 + c * c],
         };
         let confusion: Vec<Vec<u64>> = (0..c)
-            .map(|i| (0..c).map(|j| values[2 + i * c + j].round() as u64).collect())
+            .map(|i| {
+                (0..c)
+                    .map(|j| values[2 + i * c + j].round() as u64)
+                    .collect()
+            })
             .collect();
-        EpochMetrics::from_confusion(values[0] / n.max(1) as f32, values[1] as f64 / n.max(1) as f64, confusion, classes)
+        EpochMetrics::from_confusion(
+            values[0] / n.max(1) as f32,
+            values[1] as f64 / n.max(1) as f64,
+            confusion,
+            classes,
+        )
     }
 }
 
@@ -179,7 +193,11 @@ impl EpochMetrics {
             })
             .collect();
         let mean = |f: fn(&ClassMetrics) -> f64| {
-            if c == 0 { 0.0 } else { per_class.iter().map(f).sum::<f64>() / c as f64 }
+            if c == 0 {
+                0.0
+            } else {
+                per_class.iter().map(f).sum::<f64>() / c as f64
+            }
         };
         Self {
             samples: total as usize,
@@ -197,11 +215,14 @@ impl EpochMetrics {
     /// The per-class report as a text table (precision, recall, F1, support), as
     /// sklearn's `classification_report` prints it.
     pub fn report(&self) -> String {
-        let width = self.per_class.iter().map(|m| m.name.len()).max().unwrap_or(5).max(12);
-        let mut out = format!(
-            "{:>width$}  precision  recall  f1-score  support\n",
-            ""
-        );
+        let width = self
+            .per_class
+            .iter()
+            .map(|m| m.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(12);
+        let mut out = format!("{:>width$}  precision  recall  f1-score  support\n", "");
         for m in &self.per_class {
             out += &format!(
                 "{:>width$}  {:>9.4}  {:>6.4}  {:>8.4}  {:>7}\n",
@@ -210,8 +231,16 @@ impl EpochMetrics {
         }
         out += &format!(
             "{:>width$}  {:>9.4}  {:>6.4}  {:>8.4}  {:>7}\n{:>width$}  {:>9}  {:>6}  {:>8.4}  {:>7}\n",
-            "macro avg", self.macro_precision, self.macro_recall, self.macro_f1, self.samples,
-            "accuracy", "", "", self.accuracy, self.samples
+            "macro avg",
+            self.macro_precision,
+            self.macro_recall,
+            self.macro_f1,
+            self.samples,
+            "accuracy",
+            "",
+            "",
+            self.accuracy,
+            self.samples
         );
         out
     }

@@ -11,13 +11,23 @@ use std::fmt::Write;
 pub fn curves_svg(title: &str, series: &[(&str, Vec<f64>)]) -> String {
     const COLORS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
     let (w, h, left, right, top, bottom) = (640.0, 400.0, 60.0, 20.0, 40.0, 40.0);
-    let finite = || series.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite());
+    let finite = || {
+        series
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .filter(|v| v.is_finite())
+    };
     let lo = finite().fold(f64::INFINITY, f64::min).min(0.0);
     let mut hi = finite().fold(f64::NEG_INFINITY, f64::max);
     if !hi.is_finite() || hi <= lo {
         hi = lo + 1.0;
     }
-    let n = series.iter().map(|(_, v)| v.len()).max().unwrap_or(0).max(2);
+    let n = series
+        .iter()
+        .map(|(_, v)| v.len())
+        .max()
+        .unwrap_or(0)
+        .max(2);
     let x = |i: usize| left + (w - left - right) * i as f64 / (n - 1) as f64;
     let y = |v: f64| top + (h - top - bottom) * (1.0 - (v - lo) / (hi - lo));
     let mut svg = format!(
@@ -115,5 +125,7 @@ pub fn confusion_svg(confusion: &[Vec<u64>], classes: &[String]) -> String {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

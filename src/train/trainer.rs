@@ -236,7 +236,11 @@ impl Trainer {
                 optimizer.set_lr_factor(self.config.schedule.factor(position.step));
                 let logits = model.forward(batch.images);
                 let loss = self.loss.forward(logits.clone(), batch.labels.clone());
-                metrics.add(logits.detach().inner(), batch.labels.inner(), loss.clone().detach().inner());
+                metrics.add(
+                    logits.detach().inner(),
+                    batch.labels.inner(),
+                    loss.clone().detach().inner(),
+                );
                 model = optimizer.step(model, loss.backward());
                 position.step += 1;
                 done += 1;
@@ -251,7 +255,14 @@ impl Trainer {
                 if stop {
                     progress.finish();
                     position.batch = done;
-                    self.save("last.safetensors", &model, optimizer, &position, &classes, &history)?;
+                    self.save(
+                        "last.safetensors",
+                        &model,
+                        optimizer,
+                        &position,
+                        &classes,
+                        &history,
+                    )?;
                     return Ok(FitOutcome {
                         model,
                         history,
@@ -263,7 +274,11 @@ impl Trainer {
             progress.finish();
             let skipped = batches.take_skipped();
             if !skipped.is_empty() {
-                eprintln!("epoch {}: skipped {} unreadable images:", epoch + 1, skipped.len());
+                eprintln!(
+                    "epoch {}: skipped {} unreadable images:",
+                    epoch + 1,
+                    skipped.len()
+                );
                 for file in &skipped {
                     eprintln!("  {}", file.error);
                 }
@@ -287,7 +302,9 @@ impl Trainer {
                 val: val_metrics,
             };
             eprintln!("{}", summary(&record, self.config.epochs));
-            let improved = position.best_accuracy.is_none_or(|best| record.score() > best);
+            let improved = position
+                .best_accuracy
+                .is_none_or(|best| record.score() > best);
             if improved {
                 position.best_accuracy = Some(record.score());
             }
@@ -295,9 +312,23 @@ impl Trainer {
             position.epoch += 1;
             position.batch = 0;
             self.write_metrics(&history, &classes)?;
-            self.save("last.safetensors", &model, optimizer, &position, &classes, &history)?;
+            self.save(
+                "last.safetensors",
+                &model,
+                optimizer,
+                &position,
+                &classes,
+                &history,
+            )?;
             if improved {
-                self.save("best.safetensors", &model, optimizer, &position, &classes, &history)?;
+                self.save(
+                    "best.safetensors",
+                    &model,
+                    optimizer,
+                    &position,
+                    &classes,
+                    &history,
+                )?;
             }
         }
         Ok(FitOutcome {
@@ -349,13 +380,19 @@ impl Trainer {
         write_atomically(&self.path("metrics.jsonl"), lines.as_bytes())?;
         let series = |f: fn(&EpochMetrics) -> f64| -> (Vec<f64>, Vec<f64>) {
             let train = history.iter().map(|r| f(&r.train)).collect();
-            let val = history.iter().map(|r| r.val.as_ref().map_or(f64::NAN, f)).collect();
+            let val = history
+                .iter()
+                .map(|r| r.val.as_ref().map_or(f64::NAN, f))
+                .collect();
             (train, val)
         };
         let (train_loss, val_loss) = series(|m| m.loss as f64);
         let (train_acc, val_acc) = series(|m| m.accuracy);
         let pictures = [
-            ("loss.svg", curves_svg("loss", &[("train", train_loss), ("val", val_loss)])),
+            (
+                "loss.svg",
+                curves_svg("loss", &[("train", train_loss), ("val", val_loss)]),
+            ),
             (
                 "accuracy.svg",
                 curves_svg("accuracy", &[("train", train_acc), ("val", val_acc)]),
@@ -374,11 +411,7 @@ impl Trainer {
 }
 
 fn first_device<M: Module>(model: &M) -> burn::tensor::Device {
-    model
-        .devices()
-        .into_iter()
-        .next()
-        .unwrap_or_default()
+    model.devices().into_iter().next().unwrap_or_default()
 }
 
 /// Evaluates `model` on every batch of `loader` (epoch 0 of its order), in eval mode and
@@ -426,4 +459,3 @@ fn summary(record: &EpochRecord, epochs: usize) -> String {
         record.lr, record.seconds, record.images_per_second
     )
 }
-

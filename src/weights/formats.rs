@@ -126,7 +126,8 @@ pub(super) fn write_safetensors(tensors: &Tensors, metadata: &Metadata, path: &P
     let bytes = safetensors::serialize(
         views,
         (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect()),
-    ).map_err(|source| Error::Safetensors {
+    )
+    .map_err(|source| Error::Safetensors {
         path: path.to_path_buf(),
         source,
     })?;

@@ -28,6 +28,6 @@ mod formats;
 mod state_dict;
 
 pub(crate) use apply::Path;
-pub(crate) use formats::write_atomically;
 pub use apply::{LoadOptions, LoadReport, load_state_dict, num_parameters, state_dict};
+pub(crate) use formats::write_atomically;
 pub use state_dict::{Dtype, RawTensor, StateDict};

@@ -170,7 +170,9 @@ impl StateDict {
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
         let (tensors, metadata) = match extension.as_deref() {
-            Some("pth" | "pt" | "bin" | "ckpt") => (super::formats::read_pth(path)?, BTreeMap::new()),
+            Some("pth" | "pt" | "bin" | "ckpt") => {
+                (super::formats::read_pth(path)?, BTreeMap::new())
+            }
             Some("safetensors") => super::formats::read_safetensors(path)?,
             _ => {
                 return Err(Error::UnknownFormat {
