@@ -30,9 +30,8 @@ struct Args {
     /// Where to write the confusion matrix picture.
     #[arg(long, default_value = "confusion_matrix_eval.svg")]
     svg: PathBuf,
-    /// Device: cpu (flex), flex, ndarray, wgpu, wgpu-cpu.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: common::DeviceArg,
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,7 +40,7 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let device = ferrovision::device::by_name(&args.device)?;
+    let device = args.device.open()?;
     let (model, classes, transform) = common::load_trained(&args.checkpoint, &device)?;
     let folder = ImageFolder::with_config(
         &args.data,

@@ -30,9 +30,8 @@ struct Args {
     /// One JSON object per image instead of text.
     #[arg(long)]
     json: bool,
-    /// Device: cpu (flex), flex, ndarray, wgpu, wgpu-cpu.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: common::DeviceArg,
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,7 +40,7 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let device = ferrovision::device::by_name(&args.device)?;
+    let device = args.device.open()?;
     let (model, classes, transform) = common::load_trained(&args.checkpoint, &device)?;
     let k = args.top_k.clamp(1, classes.len());
     for path in &args.images {

@@ -271,6 +271,23 @@ def synthetic_picture(width, height, seed):
     return np.clip(img.round(), 0, 255).astype(np.uint8)
 
 
+def write_png16(path, pixels):
+    """A 16-bit RGB PNG (PIL cannot write one): IHDR, one zlib IDAT of unfiltered rows, IEND."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width, _ = pixels.shape
+    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)))
+        f.write(chunk(b"IDAT", zlib.compress(rows)))
+        f.write(chunk(b"IEND", b""))
+
+
 def transforms():
     """torchvision transforms on PIL images (what ImageFolder feeds them), outputs as uint8."""
     import numpy as np
@@ -283,6 +300,14 @@ def transforms():
     rgba = np.concatenate([synthetic_picture(33, 80, 3), np.full((80, 33, 1), 100, np.uint8)], axis=-1)
     Image.fromarray(rgba, "RGBA").save(os.path.join(images, "rgba_33x80.png"))
     Image.fromarray(synthetic_picture(200, 150, 4)).save(os.path.join(images, "picture_200x150.png"))
+    # The other storage kinds ImageFolder meets: palette PNG, CMYK JPEG, 16-bit PNGs.
+    Image.fromarray(synthetic_picture(45, 30, 5)).quantize(16).save(os.path.join(images, "palette_45x30.png"))
+    Image.fromarray(synthetic_picture(40, 30, 6)).convert("CMYK").save(
+        os.path.join(images, "cmyk_40x30.jpg"), quality=95)
+    deep = synthetic_picture(24, 18, 7).astype(np.uint16) * 257 + np.uint16(100)
+    write_png16(os.path.join(images, "rgb16_24x18.png"), deep)
+    gray16 = synthetic_picture(20, 16, 8)[:, :, 1].astype(np.uint16) * 250
+    Image.fromarray(gray16).save(os.path.join(images, "gray16_20x16.png"))  # mode I;16
 
     def load(name):
         with open(os.path.join(images, name), "rb") as f:
@@ -298,11 +323,33 @@ def transforms():
         "center_crop_odd": ("gray_40x50.png", T.CenterCrop(33)),
         "eval_preset": ("picture_200x150.png", T.Compose([T.Resize(256), T.CenterCrop(224)])),
     }
+    # The functional forms behind ColorJitter and RandomRotation, at fixed factors and angles.
+    import torchvision.transforms.functional as TF
+    nearest = T.InterpolationMode.NEAREST
+    cases.update({
+        "brightness_0.6": ("picture_97x61.png", lambda im: TF.adjust_brightness(im, 0.6)),
+        "brightness_1.7": ("picture_97x61.png", lambda im: TF.adjust_brightness(im, 1.7)),
+        "contrast_0.3": ("picture_97x61.png", lambda im: TF.adjust_contrast(im, 0.3)),
+        "contrast_1.8": ("picture_97x61.png", lambda im: TF.adjust_contrast(im, 1.8)),
+        "saturation_0.2": ("picture_97x61.png", lambda im: TF.adjust_saturation(im, 0.2)),
+        "saturation_1.9": ("picture_97x61.png", lambda im: TF.adjust_saturation(im, 1.9)),
+        "hue_0.2": ("picture_97x61.png", lambda im: TF.adjust_hue(im, 0.2)),
+        "hue_-0.45": ("picture_97x61.png", lambda im: TF.adjust_hue(im, -0.45)),
+        "rotate_30": ("picture_97x61.png", lambda im: TF.rotate(im, 30.0, nearest)),
+        "rotate_-75.5": ("picture_97x61.png", lambda im: TF.rotate(im, -75.5, nearest)),
+        "rotate_180": ("gray_40x50.png", lambda im: TF.rotate(im, 180.0, nearest)),
+    })
     s = {}
     for name, (file, transform) in cases.items():
         s[name] = torch.from_numpy(np.array(transform(load(file)))).contiguous()  # [H, W, 3] uint8
-    for file in ["picture_97x61.png", "gray_40x50.png", "rgba_33x80.png"]:
+    for file in ["picture_97x61.png", "gray_40x50.png", "rgba_33x80.png", "palette_45x30.png",
+                 "cmyk_40x30.jpg"]:
         s["decoded." + file] = torch.from_numpy(np.array(load(file))).contiguous()
+    # 16-bit: PIL keeps the high byte of RGB and clips grey at 255 (most of a 16-bit grey
+    # picture turns white); ferrovision scales both to 8 bits, so the goldens are round(v / 257).
+    s["decoded.rgb16_24x18.png"] = torch.from_numpy(np.round(deep / 257.0).astype(np.uint8))
+    s["decoded.gray16_20x16.png"] = torch.from_numpy(
+        np.repeat(np.round(gray16 / 257.0).astype(np.uint8)[:, :, None], 3, axis=2))
     save_file(s, os.path.join(OUT, "transforms.safetensors"))
 
 

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use common::{Golden, fixture};
 use ferrovision::Error;
 use ferrovision::data::transforms::{
-    CenterCrop, Compose, ImageTransform, RandomResizedCrop, Resize, presets,
+    CenterCrop, Compose, ImageTransform, RandomResizedCrop, Resize, adjust_brightness,
+    adjust_contrast, adjust_hue, adjust_saturation, presets, rotate,
 };
 use ferrovision::data::{
     DataLoader, DataLoaderConfig, DecodeLimits, ImageFolder, ImageFolderConfig, OnError, decode_rgb,
 };
+use image::RgbImage;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -51,9 +53,17 @@ fn assert_image_close(g: &Golden, key: &str, image: &image::RgbImage) {
 }
 
 #[test]
-fn decoding_matches_pil_convert_rgb_for_gray_and_rgba() {
+fn every_storage_kind_decodes_to_8_bit_rgb_like_pil() {
     let g = Golden::open("transforms");
-    for file in ["picture_97x61.png", "gray_40x50.png", "rgba_33x80.png"] {
+    for file in [
+        "picture_97x61.png",
+        "gray_40x50.png",
+        "rgba_33x80.png",
+        "palette_45x30.png",
+        "cmyk_40x30.jpg",
+        "rgb16_24x18.png",
+        "gray16_20x16.png",
+    ] {
         let image =
             decode_rgb(&fixture(&format!("images/{file}")), DecodeLimits::default()).unwrap();
         assert_image_close(&g, &format!("decoded.{file}"), &image);
@@ -117,6 +127,40 @@ fn deterministic_transforms_match_torchvision_within_one_level() {
         worst <= 1.0 / 255.0 + 1e-6,
         "eval preset differs by {worst}"
     );
+}
+
+#[test]
+fn colour_adjustments_and_rotation_match_torchvision_functional() {
+    let g = Golden::open("transforms");
+    let picture = || {
+        decode_rgb(
+            &fixture("images/picture_97x61.png"),
+            DecodeLimits::default(),
+        )
+        .unwrap()
+    };
+    let cases: Vec<(&str, RgbImage)> = vec![
+        ("brightness_0.6", adjust_brightness(picture(), 0.6)),
+        ("brightness_1.7", adjust_brightness(picture(), 1.7)),
+        ("contrast_0.3", adjust_contrast(picture(), 0.3)),
+        ("contrast_1.8", adjust_contrast(picture(), 1.8)),
+        ("saturation_0.2", adjust_saturation(picture(), 0.2)),
+        ("saturation_1.9", adjust_saturation(picture(), 1.9)),
+        ("hue_0.2", adjust_hue(picture(), 0.2)),
+        ("hue_-0.45", adjust_hue(picture(), -0.45)),
+        ("rotate_30", rotate(&picture(), 30.0)),
+        ("rotate_-75.5", rotate(&picture(), -75.5)),
+        (
+            "rotate_180",
+            rotate(
+                &decode_rgb(&fixture("images/gray_40x50.png"), DecodeLimits::default()).unwrap(),
+                180.0,
+            ),
+        ),
+    ];
+    for (key, image) in cases {
+        assert_image_close(&g, key, &image);
+    }
 }
 
 #[test]
@@ -207,6 +251,22 @@ fn image_folder_follows_torchvision_semantics() {
                 .unwrap();
         assert_eq!(folder.classes(), ["ant", "bee", "linked", "zebra"]);
         assert_eq!(folder.len(), 6);
+        // A linked file and a linked sub-folder count; a dangling link is no sample.
+        let zebra = root.join("zebra");
+        let first = folder.samples()[0].0.clone();
+        std::os::unix::fs::symlink(&first, zebra.join("linked_file.png")).unwrap();
+        std::os::unix::fs::symlink(root.join("ant"), zebra.join("linked_dir")).unwrap();
+        std::os::unix::fs::symlink(root.join("gone.png"), zebra.join("dangling.png")).unwrap();
+        let folder =
+            ImageFolder::with_config(&root, &ImageFolderConfig::default().with_allow_empty(true))
+                .unwrap();
+        assert_eq!(folder.len(), 6 + 3);
+        assert!(
+            folder
+                .samples()
+                .iter()
+                .all(|(p, _)| !p.ends_with("dangling.png"))
+        );
     }
     let empty = temp_dir("no-classes");
     assert!(matches!(
@@ -305,6 +365,17 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
+/// The first half of a baseline JPEG: the decoder must not invent the missing rows.
+fn truncated_jpeg() -> Vec<u8> {
+    let picture = image::open(fixture("images/picture_200x150.png")).unwrap();
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut bytes, image::ImageFormat::Jpeg)
+        .unwrap();
+    let bytes = bytes.into_inner();
+    bytes[..bytes.len() / 2].to_vec()
+}
+
 /// A PNG header declaring 100,000 x 100,000 pixels: a decompression bomb.
 fn bomb_png() -> Vec<u8> {
     let mut ihdr = b"IHDR".to_vec();
@@ -328,6 +399,9 @@ fn bad_files_give_typed_errors_or_are_skipped_and_listed() {
         ("truncated.png", png[..png.len() / 2].to_vec()),
         ("text.jpg", b"hello, I am not a JPEG".to_vec()),
         ("bomb.png", bomb_png()),
+        ("truncated.jpg", truncated_jpeg()),
+        // A GIF (no GIF decoder is built in) named .png: found from the content, refused.
+        ("gif.png", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec()),
     ];
     for (name, bytes) in &bad {
         let path = root.join("bad").join(name);
@@ -340,8 +414,33 @@ fn bad_files_give_typed_errors_or_are_skipped_and_listed() {
         );
         assert!(err.to_string().contains(name), "{err}");
     }
+    // A PNG named .jpg is a mislabelled but good image: decoded from its content, as PIL does.
+    std::fs::write(root.join("good/png.jpg"), &png).unwrap();
     let device = ferrovision::device::ndarray();
     let folder = ImageFolder::new(&root).unwrap();
+    // verify() finds every bad file up front, in dataset order; without() keeps the labels.
+    let found = folder.verify(DecodeLimits::default(), 2);
+    let names: Vec<String> = found
+        .iter()
+        .map(|b| b.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let expected = vec![
+        "bomb.png",
+        "empty.jpg",
+        "gif.png",
+        "text.jpg",
+        "truncated.jpg",
+        "truncated.png",
+    ];
+    assert_eq!(names, expected);
+    assert!(
+        found
+            .iter()
+            .all(|b| matches!(&b.error, Error::Image { path, .. } if path == &b.path))
+    );
+    let clean = folder.without(&found);
+    assert_eq!(clean.classes(), folder.classes());
+    assert_eq!(clean.targets(), vec![1, 1]);
     // Fail: the epoch yields the first error and ends.
     let loader = DataLoader::new(
         folder.clone(),
@@ -361,7 +460,7 @@ fn bad_files_give_typed_errors_or_are_skipped_and_listed() {
     let kept: Vec<Vec<usize>> = epoch.by_ref().map(|b| b.unwrap().indices).collect();
     assert_eq!(
         kept,
-        vec![vec![4]],
+        vec![vec![6, 7]],
         "batches emptied by skipping are left out"
     );
     let skipped: Vec<String> = epoch
@@ -369,9 +468,6 @@ fn bad_files_give_typed_errors_or_are_skipped_and_listed() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(
-        skipped,
-        vec!["bomb.png", "empty.jpg", "text.jpg", "truncated.png"]
-    );
+    assert_eq!(skipped, expected);
     std::fs::remove_dir_all(root).unwrap();
 }

@@ -12,6 +12,21 @@ use ferrovision::models::{ResNet, ResNetConfig, ResNetDepth};
 use ferrovision::train::Checkpoint;
 use ferrovision::weights::{LoadOptions, load_state_dict};
 
+/// The `--device` flag of the example CLIs.
+#[derive(clap::Args, Debug)]
+pub struct DeviceArg {
+    /// Device: cpu (flex), flex, ndarray, wgpu, wgpu-cpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl DeviceArg {
+    /// The device named by the flag.
+    pub fn open(&self) -> ferrovision::Result<Device> {
+        ferrovision::device::by_name(&self.device)
+    }
+}
+
 /// Runs `body`, printing an error as one line on standard error with exit code 1.
 pub fn main_with(body: impl FnOnce() -> Result<(), Box<dyn std::error::Error>>) -> ExitCode {
     match body() {

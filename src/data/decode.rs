@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
-use image::{ImageReader, Limits, RgbImage};
+use std::io::Cursor;
+
+use image::error::DecodingError;
+use image::{ImageError, ImageFormat, ImageReader, ImageResult, Limits, RgbImage};
 
 use crate::{Error, Result};
 
@@ -30,22 +33,36 @@ impl Default for DecodeLimits {
 /// the content, so a PNG named `.jpg` still decodes.
 ///
 /// # Errors
-/// [`Error::Io`] when the file cannot be opened; [`Error::Image`] naming the file when it is
+/// [`Error::Io`] when the file cannot be read; [`Error::Image`] naming the file when it is
 /// empty, truncated, not an image, of an unsupported format, or over `limits`.
 pub fn decode_rgb(path: &Path, limits: DecodeLimits) -> Result<RgbImage> {
-    let image_error = |source| Error::Image {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_rgb_bytes(&bytes, limits).map_err(|source| Error::Image {
         path: path.to_path_buf(),
         source,
-    };
-    let mut reader = ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
+    })
+}
+
+fn decode_rgb_bytes(bytes: &[u8], limits: DecodeLimits) -> ImageResult<RgbImage> {
+    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+    if reader.format() == Some(ImageFormat::Jpeg) && !has_end_marker(bytes) {
+        // The JPEG decoder fills what is missing with grey; PIL refuses such a file, so do we.
+        return Err(ImageError::Decoding(DecodingError::new(
+            ImageFormat::Jpeg.into(),
+            "truncated JPEG: no end-of-image marker",
+        )));
+    }
     let mut image_limits = Limits::default();
     image_limits.max_image_width = Some(limits.max_side);
     image_limits.max_image_height = Some(limits.max_side);
     image_limits.max_alloc = Some(limits.max_alloc);
     reader.limits(image_limits);
-    let image = reader.decode().map_err(image_error)?;
-    Ok(image.into_rgb8())
+    Ok(reader.decode()?.into_rgb8())
+}
+
+/// Whether a JPEG stream holds its end-of-image marker (`FF D9`); trailing bytes after it are
+/// allowed, as decoders ignore them. In entropy-coded data `FF` is always followed by `00` or a
+/// restart marker, so the pair only occurs as a marker.
+fn has_end_marker(bytes: &[u8]) -> bool {
+    bytes.windows(2).rev().any(|w| w == [0xFF, 0xD9])
 }

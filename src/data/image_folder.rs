@@ -245,14 +245,25 @@ impl ImageFolder {
     }
 }
 
-/// Every file below `dir`, following symbolic links.
+/// Every file below `dir`, following symbolic links. Only links cost a `stat`: the entry's own
+/// type comes with the directory listing on most file systems.
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => walk(&path, files)?,
-            Ok(_) => files.push(path),
-            Err(_) => {} // a dangling link is not a sample
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(|e| Error::io(&path, e))?;
+        let is_dir = if file_type.is_symlink() {
+            match std::fs::metadata(&path) {
+                Ok(meta) => meta.is_dir(),
+                Err(_) => continue, // a dangling link is not a sample
+            }
+        } else {
+            file_type.is_dir()
+        };
+        if is_dir {
+            walk(&path, files)?;
+        } else {
+            files.push(path);
         }
     }
     Ok(())

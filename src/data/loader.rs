@@ -316,19 +316,21 @@ fn make_batch(
             Err(error) => return Err(error),
         };
         let mut rng = StdRng::seed_from_u64(mix(&[config.seed, epoch, index as u64]));
-        let tensor = shared.transform.apply(image, &mut rng);
+        let shape = shared.transform.apply_into(image, &mut rng, &mut images);
         match item_shape {
-            None => item_shape = Some(tensor.shape),
-            Some(shape) if shape != tensor.shape => {
+            None => {
+                item_shape = Some(shape);
+                images.reserve(indices.len() * shape.iter().product::<usize>());
+            }
+            Some(expected) if expected != shape => {
                 return Err(Error::MixedImageSizes {
                     path: path.clone(),
-                    expected: shape,
-                    found: tensor.shape,
+                    expected,
+                    found: shape,
                 });
             }
             Some(_) => {}
         }
-        images.extend_from_slice(&tensor.data);
         labels.push(*label as i64);
         kept.push(index);
     }

@@ -25,9 +25,11 @@ mod seed;
 mod shapes;
 mod split;
 pub mod transforms;
+mod verify;
 
 pub use decode::{DecodeLimits, decode_rgb};
 pub use image_folder::{IMG_EXTENSIONS, ImageFolder, ImageFolderConfig};
 pub use loader::{Batch, DataLoader, DataLoaderConfig, Epoch, OnError, SkippedFile};
 pub use shapes::{SHAPES, ShapesConfig, draw_shape, write_shapes};
 pub use split::train_val;
+pub use verify::BadFile;

@@ -233,12 +233,11 @@ impl Default for RandomHorizontalFlip {
 }
 
 impl ImageTransform for RandomHorizontalFlip {
-    fn apply(&self, image: RgbImage, rng: &mut StdRng) -> RgbImage {
+    fn apply(&self, mut image: RgbImage, rng: &mut StdRng) -> RgbImage {
         if rng.random::<f64>() < self.p {
-            image::imageops::flip_horizontal(&image)
-        } else {
-            image
+            image::imageops::flip_horizontal_in_place(&mut image);
         }
+        image
     }
 }
 
@@ -266,20 +265,50 @@ impl RandomRotation {
 
 impl ImageTransform for RandomRotation {
     fn apply(&self, image: RgbImage, rng: &mut StdRng) -> RgbImage {
-        let angle = rng.random_range(-self.degrees..=self.degrees).to_radians();
-        let (w, h) = (image.width(), image.height());
-        let (cx, cy) = (w as f64 * 0.5, h as f64 * 0.5);
-        let (sin, cos) = angle.sin_cos();
-        RgbImage::from_fn(w, h, |x, y| {
-            // Inverse mapping: where in the source does this output pixel's centre come from?
-            let (dx, dy) = (x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
-            let sx = (cos * dx - sin * dy + cx).floor();
-            let sy = (sin * dx + cos * dy + cy).floor();
-            if sx >= 0.0 && sy >= 0.0 && sx < w as f64 && sy < h as f64 {
-                *image.get_pixel(sx as u32, sy as u32)
-            } else {
-                image::Rgb([0, 0, 0])
-            }
-        })
+        rotate(&image, rng.random_range(-self.degrees..=self.degrees))
     }
+}
+
+/// `torchvision.transforms.functional.rotate(image, degrees, NEAREST)` on a PIL image: rotates
+/// counter-clockwise about the centre, keeping the size; uncovered corners are black.
+/// Source positions are stepped in PIL's 16.16 fixed point, so the result is PIL's exactly.
+///
+/// ```
+/// use ferrovision::data::transforms::rotate;
+/// let mut image = image::RgbImage::new(3, 2);
+/// image.put_pixel(0, 0, image::Rgb([255, 0, 0]));
+/// let turned = rotate(&image, 180.0);
+/// assert_eq!(turned.get_pixel(2, 1).0, [255, 0, 0]);
+/// ```
+pub fn rotate(image: &RgbImage, degrees: f64) -> RgbImage {
+    let (w, h) = (image.width(), image.height());
+    let (cx, cy) = (w as f64 * 0.5, h as f64 * 0.5);
+    // The inverse map, output pixel centre -> source, rounded to 15 decimals as PIL does.
+    let (sin, cos) = degrees.rem_euclid(360.0).to_radians().sin_cos();
+    let (sin, cos) = (round15(sin), round15(cos));
+    let (a, b, d, e) = (cos, -sin, sin, cos);
+    let c = -a * cx - b * cy + cx;
+    let f = -d * cx - e * cy + cy;
+    let fix = |v: f64| (v * 65536.0 + 0.5).floor() as i64;
+    let (step_x, step_y) = ((fix(a), fix(d)), (fix(b), fix(e)));
+    let mut row = (fix(c + (a + b) * 0.5), fix(f + (d + e) * 0.5));
+    let mut out = RgbImage::new(w, h);
+    for y in 0..h {
+        let (mut sx, mut sy) = row;
+        for x in 0..w {
+            let (ix, iy) = (sx >> 16, sy >> 16);
+            if (0..w as i64).contains(&ix) && (0..h as i64).contains(&iy) {
+                out.put_pixel(x, y, *image.get_pixel(ix as u32, iy as u32));
+            }
+            sx += step_x.0;
+            sy += step_x.1;
+        }
+        row.0 += step_y.0;
+        row.1 += step_y.1;
+    }
+    out
+}
+
+fn round15(x: f64) -> f64 {
+    (x * 1e15).round() / 1e15
 }

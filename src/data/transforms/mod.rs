@@ -23,8 +23,10 @@ pub mod presets;
 mod resample;
 mod tensor;
 
-pub use color::ColorJitter;
-pub use geometry::{CenterCrop, RandomHorizontalFlip, RandomResizedCrop, RandomRotation, Resize};
+pub use color::{ColorJitter, adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation};
+pub use geometry::{
+    CenterCrop, RandomHorizontalFlip, RandomResizedCrop, RandomRotation, Resize, rotate,
+};
 pub use tensor::{ImageTensor, Normalize};
 
 use image::RgbImage;
@@ -62,16 +64,24 @@ impl Compose {
         self
     }
 
+    /// Runs the image steps only, leaving out `ToTensor` and `Normalize`.
+    pub fn apply_image(&self, image: RgbImage, rng: &mut StdRng) -> RgbImage {
+        self.steps
+            .iter()
+            .fold(image, |img, step| step.apply(img, rng))
+    }
+
     /// Runs the image steps, converts to a `[3, H, W]` tensor in `[0, 1]`, and normalises.
     pub fn apply(&self, image: RgbImage, rng: &mut StdRng) -> ImageTensor {
-        let image = self
-            .steps
-            .iter()
-            .fold(image, |img, step| step.apply(img, rng));
-        let mut tensor = ImageTensor::from_image(&image);
-        if let Some(normalize) = &self.normalize {
-            normalize.apply(&mut tensor);
-        }
-        tensor
+        let mut data = Vec::new();
+        let shape = self.apply_into(image, rng, &mut data);
+        ImageTensor { shape, data }
+    }
+
+    /// As [`apply`](Self::apply), appending the tensor's values to `out` (a batch being filled)
+    /// and returning its `[3, H, W]` shape.
+    pub fn apply_into(&self, image: RgbImage, rng: &mut StdRng, out: &mut Vec<f32>) -> [usize; 3] {
+        let image = self.apply_image(image, rng);
+        tensor::write_chw(&image, self.normalize.as_ref(), out)
     }
 }

@@ -13,20 +13,50 @@ pub struct ImageTensor {
 
 impl ImageTensor {
     /// `torchvision.transforms.ToTensor`: `[H, W, 3]` bytes to `[3, H, W]` floats in `[0, 1]`.
+    ///
+    /// ```
+    /// use ferrovision::data::transforms::ImageTensor;
+    /// let image = image::RgbImage::from_pixel(2, 1, image::Rgb([255, 0, 51]));
+    /// let tensor = ImageTensor::from_image(&image);
+    /// assert_eq!(tensor.shape, [3, 1, 2]);
+    /// assert_eq!(tensor.data, [1.0, 1.0, 0.0, 0.0, 0.2, 0.2]);
+    /// ```
     pub fn from_image(image: &RgbImage) -> Self {
-        let (w, h) = (image.width() as usize, image.height() as usize);
-        let mut data = vec![0.0f32; 3 * h * w];
-        let plane = h * w;
-        for (i, px) in image.as_raw().chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                data[c * plane + i] = px[c] as f32 / 255.0;
-            }
-        }
-        Self {
-            shape: [3, h, w],
-            data,
-        }
+        let mut data = Vec::new();
+        let shape = write_chw(image, None, &mut data);
+        Self { shape, data }
     }
+}
+
+/// Appends `image` to `out` as `[3, H, W]` floats, `ToTensor` then `normalize`, and returns
+/// the shape. Each channel's 256 possible values are computed once, exactly as torchvision
+/// computes them (`x / 255`, then `(x - mean) / std`), so this is a table lookup per byte.
+pub(crate) fn write_chw(
+    image: &RgbImage,
+    normalize: Option<&Normalize>,
+    out: &mut Vec<f32>,
+) -> [usize; 3] {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let plane = h * w;
+    let table: [[f32; 256]; 3] = std::array::from_fn(|c| {
+        std::array::from_fn(|byte| {
+            let x = byte as f32 / 255.0;
+            match normalize {
+                Some(n) => (x - n.mean[c]) / n.std[c],
+                None => x,
+            }
+        })
+    });
+    let start = out.len();
+    out.resize(start + 3 * plane, 0.0);
+    let (r, rest) = out[start..].split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, px) in image.as_raw().chunks_exact(3).enumerate() {
+        r[i] = table[0][px[0] as usize];
+        g[i] = table[1][px[1] as usize];
+        b[i] = table[2][px[2] as usize];
+    }
+    [3, h, w]
 }
 
 /// `torchvision.transforms.Normalize(mean, std)`: `(x - mean[c]) / std[c]` per channel.

@@ -1,0 +1,129 @@
+//! Times ResNet-18 on one device: inference (eval mode, no autodiff graph) or one full training
+//! step (forward, cross-entropy, backward, Adam step), in images per second.
+//!
+//! ```text
+//! cargo run --release --example model_throughput -- --mode train --batch 32 --size 64
+//! ```
+//!
+//! `scripts/bench_vs_pytorch.py` runs it next to the same step in PyTorch.
+
+mod common;
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::{Distribution, Int, Tensor};
+use clap::{Parser, ValueEnum};
+use ferrovision::models::{ResNetConfig, ResNetDepth};
+use ferrovision::nn::CrossEntropyLossConfig;
+use ferrovision::optim::AdamConfig;
+
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+enum Mode {
+    /// Forward in eval mode, without autodiff.
+    Infer,
+    /// Forward, cross-entropy, backward and an Adam step.
+    Train,
+}
+
+/// Images per second of ResNet-18 on a device.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    #[arg(long, value_enum, default_value = "train")]
+    mode: Mode,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Input side in pixels.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Untimed iterations first.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Timed iterations.
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    #[command(flatten)]
+    device: common::DeviceArg,
+    /// One JSON line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    common::main_with(run)
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let device = args.device.open()?;
+    // Training needs the autodiff graph; inference runs on the plain device.
+    let device = match args.mode {
+        Mode::Train => device.autodiff(),
+        Mode::Infer => device,
+    };
+    let model = ResNetConfig::new(ResNetDepth::R18).init(&device);
+    let shape = [args.batch, 3, args.size, args.size];
+    let images = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    let labels =
+        Tensor::<1, Int>::random([args.batch], Distribution::Uniform(0.0, 1000.0), &device);
+    let loss_fn = CrossEntropyLossConfig::new().init();
+    let mut optimizer = AdamConfig::new().init();
+    let mut seconds = Vec::new();
+    let mut model = Some(model.train());
+    let infer = model.clone().map(|m| m.eval().valid());
+    for i in 0..args.warmup + args.iters {
+        let start = Instant::now();
+        match args.mode {
+            Mode::Infer => {
+                let model = infer.as_ref().expect("inference model");
+                let logits = model.forward(images.clone().inner());
+                let _ = logits.into_data(); // waits for the device
+            }
+            Mode::Train => {
+                let current = model.take().expect("training model");
+                let logits = current.forward(images.clone());
+                let loss = loss_fn.forward(logits, labels.clone());
+                let updated = optimizer.step(current, loss.backward());
+                device.sync()?;
+                model = Some(updated);
+            }
+        }
+        if i >= args.warmup {
+            seconds.push(start.elapsed().as_secs_f64());
+        }
+    }
+    seconds.sort_by(f64::total_cmp);
+    let median = seconds[seconds.len() / 2];
+    let rate = args.batch as f64 / median;
+    // ResNet-18 forward: 1.82 GFLOP (multiply-adds counted as two) per 224x224 image, scaling
+    // with the pixel count; a training step is about three forwards.
+    let forward_gflop = 1.82 * (args.size * args.size) as f64 / (224.0 * 224.0);
+    let gflop = forward_gflop * if args.mode == Mode::Train { 3.0 } else { 1.0 };
+    if args.json {
+        let line = serde_json::json!({
+            "device": ferrovision::device::describe(&device),
+            "mode": format!("{:?}", args.mode).to_lowercase(),
+            "batch": args.batch,
+            "size": args.size,
+            "seconds": seconds,
+            "images_per_second": rate,
+            "gflop_per_second": rate * gflop,
+        });
+        println!("{line}");
+    } else {
+        println!(
+            "ResNet-18 {:?} on {}, batch {} x 3x{}x{}: {:.1} images/s ({:.3} s a step, median of {}), {:.1} GFLOP/s",
+            args.mode,
+            ferrovision::device::describe(&device),
+            args.batch,
+            args.size,
+            args.size,
+            rate,
+            median,
+            seconds.len(),
+            rate * gflop
+        );
+    }
+    Ok(())
+}
