@@ -55,7 +55,8 @@ def torch_worker(args):
         if i >= args.warmup:
             seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds)
-    print(json.dumps({"seconds": seconds, "images_per_second": args.batch / median}))
+    print(json.dumps({"seconds": seconds, "images_per_second": args.batch / median,
+                      "torch": torch.__version__}))
 
 
 def measured(command, env=None):
@@ -88,14 +89,15 @@ def main():
     if args.torch_worker:
         return torch_worker(args)
 
-    import torch
+    # No torch in this process: a child forked from a big parent inherits the parent's RSS in
+    # its peak (Linux keeps the high-water mark across exec), which would blur the comparison.
     subprocess.run(["cargo", "build", "--quiet", "--release", "--example", "model_throughput"],
                    check=True)
     binary = os.path.join(os.path.dirname(__file__), "..", "target", "release", "examples",
                           "model_throughput")
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
-    print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {args.threads} threads, "
-          f"torch {torch.__version__}; load average {os.getloadavg()[0]:.2f}")
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {args.threads} threads; "
+          f"load average {os.getloadavg()[0]:.2f}")
     header = (f"{'mode':5} {'batch x size':>12} {'device':>8} | {'PyTorch img/s':>13} "
               f"{'ours img/s':>10} {'ratio':>6} | {'PyTorch GFLOP/s':>15} {'ours':>6} | "
               f"{'PyTorch RSS':>11} {'ours RSS':>9} {'ratio':>6}")
@@ -117,12 +119,16 @@ def main():
                     our_rates.append(o["images_per_second"])
                     torch_rss.append(t_rss)
                     our_rss.append(o_rss)
+                torch_version = t["torch"]
                 t, o = statistics.median(torch_rates), statistics.median(our_rates)
                 tr, orr = max(torch_rss), max(our_rss)
                 print(f"{mode:5} {f'{batch} x {size}':>12} {device:>8} | {t:13.1f} {o:10.1f} "
                       f"{o / t:5.2f}x | {t * gflop(mode, size):15.1f} "
                       f"{o * gflop(mode, size):6.1f} | {tr:8.0f} MiB {orr:5.0f} MiB {orr / tr:5.2f}x",
                       flush=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    print(f"PyTorch: torch {torch_version}; ferrovision: commit {commit}")
 
 
 if __name__ == "__main__":
