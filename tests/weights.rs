@@ -144,6 +144,11 @@ fn truncated_files_give_typed_errors_naming_the_file() {
     }
     let err = StateDict::from_file(dir.join("missing.pth")).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    // A missing run folder or file says so, even without a known extension.
+    let err = StateDict::from_file(dir.join("no_such_run")).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("no_such_run"), "{err}");
+    std::fs::write(dir.join("weights.onnx"), b"onnx bytes").unwrap();
     let err = StateDict::from_file(dir.join("weights.onnx")).unwrap_err();
     assert!(matches!(err, Error::UnknownFormat { .. }), "{err:?}");
     std::fs::remove_dir_all(dir).unwrap();

@@ -165,6 +165,8 @@ impl StateDict {
     /// another extension.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        // A missing file is reported as such, whatever its name says about the format.
+        std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         let extension = path
             .extension()
             .and_then(|e| e.to_str())
