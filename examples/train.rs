@@ -80,6 +80,7 @@ struct Args {
     /// Loader threads (decoding and augmentation).
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// Seeds the model's init, the train/val split, shuffling and augmentation: a run repeats.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// What to do with an unreadable image.
@@ -167,6 +168,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         device.clone(),
     );
 
+    // The model's random init comes from the device's generator: seed it, so a run repeats.
+    train_device.seed(args.seed);
     let mut model = ResNetConfig::new(common::depth(&args.arch)?)
         .with_num_classes(classes.len())
         .init(&train_device);
