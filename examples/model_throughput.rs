@@ -54,8 +54,28 @@ fn main() -> std::process::ExitCode {
     common::main_with(run)
 }
 
+/// Seconds each of `args.iters` calls of `step` takes, after `args.warmup` untimed ones.
+fn timed(
+    args: &Args,
+    mut step: impl FnMut() -> Result<(), Box<dyn std::error::Error>>,
+) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+    for _ in 0..args.warmup {
+        step()?;
+    }
+    (0..args.iters)
+        .map(|_| {
+            let start = Instant::now();
+            step()?;
+            Ok(start.elapsed().as_secs_f64())
+        })
+        .collect()
+}
+
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if args.iters == 0 {
+        return Err("--iters must be at least 1".into());
+    }
     let device = args.device.open()?;
     // Training needs the autodiff graph; inference runs on the plain device.
     let device = match args.mode {
@@ -67,32 +87,28 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let images = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
     let labels =
         Tensor::<1, Int>::random([args.batch], Distribution::Uniform(0.0, 1000.0), &device);
-    let loss_fn = CrossEntropyLossConfig::new().init();
-    let mut optimizer = AdamConfig::new().init();
-    let mut seconds = Vec::new();
-    let mut model = Some(model.train());
-    let infer = model.clone().map(|m| m.eval().valid());
-    for i in 0..args.warmup + args.iters {
-        let start = Instant::now();
-        match args.mode {
-            Mode::Infer => {
-                let model = infer.as_ref().expect("inference model");
-                let logits = model.forward(images.clone().inner());
-                let _ = logits.into_data(); // waits for the device
-            }
-            Mode::Train => {
-                let current = model.take().expect("training model");
-                let logits = current.forward(images.clone());
-                let loss = loss_fn.forward(logits, labels.clone());
-                let updated = optimizer.step(current, loss.backward());
-                device.sync()?;
-                model = Some(updated);
-            }
+    let mut seconds = match args.mode {
+        Mode::Infer => {
+            let model = model.eval().valid();
+            let images = images.inner();
+            // Reading the logits back waits for the device.
+            timed(&args, || {
+                model.forward(images.clone()).into_data();
+                Ok(())
+            })?
         }
-        if i >= args.warmup {
-            seconds.push(start.elapsed().as_secs_f64());
+        Mode::Train => {
+            let loss_fn = CrossEntropyLossConfig::new().init();
+            let mut optimizer = AdamConfig::new().init();
+            let mut model = Some(model.train());
+            timed(&args, || {
+                let current = model.take().expect("the model is put back after each step");
+                let loss = loss_fn.forward(current.forward(images.clone()), labels.clone());
+                model = Some(optimizer.step(current, loss.backward()));
+                Ok(device.sync()?)
+            })?
         }
-    }
+    };
     seconds.sort_by(f64::total_cmp);
     let median = seconds[seconds.len() / 2];
     let rate = args.batch as f64 / median;

@@ -1,8 +1,7 @@
 //! Decoding any supported image file to 8-bit RGB, with limits against decompression bombs.
 
-use std::path::Path;
-
 use std::io::Cursor;
+use std::path::Path;
 
 use image::error::DecodingError;
 use image::{ImageError, ImageFormat, ImageReader, ImageResult, Limits, RgbImage};

@@ -320,7 +320,8 @@ fn make_batch(
         match item_shape {
             None => {
                 item_shape = Some(shape);
-                images.reserve(indices.len() * shape.iter().product::<usize>());
+                // Room for the rest of the batch: one image is in already.
+                images.reserve((indices.len() - 1) * shape.iter().product::<usize>());
             }
             Some(expected) if expected != shape => {
                 return Err(Error::MixedImageSizes {

@@ -194,31 +194,22 @@ impl Optimizer {
         let lr = self.lr_of(&key);
         let weight_decay = self.weight_decay_of(&key);
         let state = self.state.entry(key).or_default();
-        match &self.rule {
-            UpdateRule::Sgd(sgd) => sgd.update(param, grad, lr, weight_decay, state),
-            UpdateRule::Adam(a) => adam::update(
-                param,
-                grad,
-                lr,
-                weight_decay,
-                a.betas,
-                a.eps,
-                a.amsgrad,
-                false,
-                state,
-            ),
-            UpdateRule::AdamW(a) => adam::update(
-                param,
-                grad,
-                lr,
-                weight_decay,
-                a.betas,
-                a.eps,
-                a.amsgrad,
-                true,
-                state,
-            ),
-        }
+        let (betas, eps, amsgrad, decoupled) = match &self.rule {
+            UpdateRule::Sgd(sgd) => return sgd.update(param, grad, lr, weight_decay, state),
+            UpdateRule::Adam(a) => (a.betas, a.eps, a.amsgrad, false),
+            UpdateRule::AdamW(a) => (a.betas, a.eps, a.amsgrad, true),
+        };
+        adam::update(
+            param,
+            grad,
+            lr,
+            weight_decay,
+            betas,
+            eps,
+            amsgrad,
+            decoupled,
+            state,
+        )
     }
 
     /// The optimizer state, named `<param>.<buffer>` (`fc.weight.exp_avg`) and
