@@ -27,6 +27,7 @@
 pub mod data;
 pub mod device;
 mod error;
+mod kernels;
 pub mod models;
 pub mod nn;
 pub mod optim;

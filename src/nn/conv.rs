@@ -2,7 +2,6 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
@@ -116,7 +115,7 @@ impl Conv2d {
     /// - output: `[batch, out_channels, height_out, width_out]` with
     ///   `out = (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1`.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        conv2d(
+        crate::kernels::conv2d(
             input,
             self.weight.val(),
             self.bias.as_ref().map(Param::val),

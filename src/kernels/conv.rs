@@ -1,0 +1,491 @@
+//! 2-D convolution on `f32` slices: im2col over a chunk of images and one large gemm.
+//!
+//! Burn's CPU convolutions run one gemm per image and per 512-pixel tile, and compute the weight
+//! gradient as a convolution whose "kernel" is the output gradient. At ResNet's small late-stage
+//! feature maps (4 or 16 pixels an image) the gemms are a few rows thin, and the weight gradient
+//! is a chain of thin products over every input channel. Here the columns of several images sit
+//! side by side in one matrix, so every product has at least [`MIN_COLUMNS`] columns and runs
+//! on the full-width gemm kernels:
+//!
+//! - forward: `Y[c_out, B·P] = W[c_out, K] · cols[K, B·P]`
+//! - weight gradient: `dW[c_out, K] += dY[c_out, B·P] · cols[K, B·P]ᵀ`
+//! - input gradient: `dcols[K, B·P] = W[c_out, K]ᵀ · dY[c_out, B·P]`, then scattered back (col2im)
+//!
+//! where `K = c_in·kh·kw` (one patch), `P = h_out·w_out` and `B` images form one chunk.
+
+use rayon::prelude::*;
+
+/// Columns (`B·P`) a chunk aims for: enough for the widest gemm kernels and both threads.
+const MIN_COLUMNS: usize = 512;
+/// Largest patch matrix of one chunk, in floats (16 MiB), unless one image alone needs more.
+const MAX_CHUNK_FLOATS: usize = 1 << 22;
+/// Multiply-adds from which a gemm is split across threads.
+const PARALLEL_FLOPS: usize = 1 << 21;
+
+/// Shape of one 2-D convolution with a single group, NCHW input and `[c_out, c_in, kh, kw]`
+/// weight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConvGeometry {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub in_size: [usize; 2],
+    pub out_channels: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl ConvGeometry {
+    /// Output height and width (PyTorch's floor formula); `None` when the kernel does not fit.
+    pub fn out_size(&self) -> Option<[usize; 2]> {
+        let side = |d: usize| {
+            let span = self.dilation[d] * (self.kernel[d] - 1) + 1;
+            let padded = self.in_size[d] + 2 * self.padding[d];
+            (padded >= span).then(|| (padded - span) / self.stride[d] + 1)
+        };
+        Some([side(0)?, side(1)?])
+    }
+
+    /// Values in one patch: a row of the weight matrix.
+    fn patch_len(&self) -> usize {
+        self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+
+    fn out_pixels(&self) -> usize {
+        let [h, w] = self.out_size().expect("checked by the caller");
+        h * w
+    }
+
+    /// Images per chunk: enough for [`MIN_COLUMNS`] columns, no more than [`MAX_CHUNK_FLOATS`].
+    fn chunk_images(&self) -> usize {
+        let per_image = self.patch_len() * self.out_pixels();
+        let wanted = MIN_COLUMNS.div_ceil(self.out_pixels());
+        let affordable = (MAX_CHUNK_FLOATS / per_image.max(1)).max(1);
+        wanted.min(affordable).clamp(1, self.batch.max(1))
+    }
+
+    fn chunks(&self) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
+        let step = self.chunk_images();
+        let batch = self.batch;
+        (0..batch)
+            .step_by(step)
+            .map(move |start| start..(start + step).min(batch))
+    }
+}
+
+/// The convolution of `x` (`[batch, c_in, h, w]`) with `weight` (`[c_out, c_in, kh, kw]`),
+/// without bias, as `[batch, c_out, h_out, w_out]`.
+pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    let (k, p, c_out) = (g.patch_len(), g.out_pixels(), g.out_channels);
+    let mut out = vec![0.0; g.batch * c_out * p];
+    let mut cols = Vec::new();
+    let mut product = Vec::new();
+    for images in g.chunks() {
+        let width = images.len() * p;
+        im2col(g, x, images.clone(), &mut cols);
+        if images.len() == 1 {
+            // One image: the product is already in NCHW order.
+            let dst = &mut out[images.start * c_out * p..][..c_out * p];
+            matmul(
+                dst,
+                width,
+                weight,
+                false,
+                &cols,
+                false,
+                [c_out, width, k],
+                false,
+            );
+        } else {
+            product.resize(c_out * width, 0.0);
+            matmul(
+                &mut product,
+                width,
+                weight,
+                false,
+                &cols,
+                false,
+                [c_out, width, k],
+                false,
+            );
+            scatter_images(
+                &product,
+                &mut out[images.start * c_out * p..],
+                images.len(),
+                c_out,
+                p,
+            );
+        }
+    }
+    out
+}
+
+/// Gradients of [`forward`] with respect to the input (when `want_input`) and the weight (when
+/// `want_weight`), given the output gradient `grad` (`[batch, c_out, h_out, w_out]`).
+pub(crate) fn backward(
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    grad: &[f32],
+    want_input: bool,
+    want_weight: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    let (k, p, c_out) = (g.patch_len(), g.out_pixels(), g.out_channels);
+    let mut grad_x = want_input.then(|| vec![0.0; x.len()]);
+    let mut grad_w = want_weight.then(|| vec![0.0; weight.len()]);
+    let mut cols = Vec::new();
+    let mut grad_cols = Vec::new();
+    let mut grad_chunk = Vec::new();
+    for (n, images) in g.chunks().enumerate() {
+        let width = images.len() * p;
+        let grad_images = &grad[images.start * c_out * p..][..images.len() * c_out * p];
+        // The output gradient as `[c_out, B·P]`: a view of one image, or its images side by side.
+        let dy: &[f32] = if images.len() == 1 {
+            grad_images
+        } else {
+            grad_chunk.resize(c_out * width, 0.0);
+            gather_images(grad_images, &mut grad_chunk, images.len(), c_out, p);
+            &grad_chunk
+        };
+        if let Some(grad_w) = grad_w.as_mut() {
+            im2col(g, x, images.clone(), &mut cols);
+            // dW[c_out, K] (+)= dY[c_out, B·P] · cols[K, B·P]ᵀ
+            matmul(grad_w, k, dy, false, &cols, true, [c_out, k, width], n > 0);
+        }
+        if let Some(grad_x) = grad_x.as_mut() {
+            grad_cols.resize(k * width, 0.0);
+            // dcols[K, B·P] = W[c_out, K]ᵀ · dY[c_out, B·P]
+            matmul(
+                &mut grad_cols,
+                width,
+                weight,
+                true,
+                dy,
+                false,
+                [k, width, c_out],
+                false,
+            );
+            col2im(g, &grad_cols, images, grad_x);
+        }
+    }
+    (grad_x, grad_w)
+}
+
+/// `dst[m, n] (+)= lhs · rhs` with row-major operands: `lhs` is `[m, depth]` (or `[depth, m]`
+/// when `lhs_t`), `rhs` is `[depth, n]` (or `[n, depth]` when `rhs_t`); `dst` rows are
+/// `dst_stride` apart. Accumulates into `dst` when `accumulate`.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    dst: &mut [f32],
+    dst_stride: usize,
+    lhs: &[f32],
+    lhs_t: bool,
+    rhs: &[f32],
+    rhs_t: bool,
+    [m, n, depth]: [usize; 3],
+    accumulate: bool,
+) {
+    assert!(dst.len() >= (m - 1) * dst_stride + n && lhs.len() >= m * depth);
+    assert!(rhs.len() >= depth * n);
+    // (column stride, row stride) of each operand, as gemm takes them.
+    let (lhs_cs, lhs_rs) = if lhs_t { (m, 1) } else { (1, depth) };
+    let (rhs_cs, rhs_rs) = if rhs_t { (depth, 1) } else { (1, n) };
+    let parallelism = if m * n * depth >= PARALLEL_FLOPS {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above keep every index the strides reach inside the three slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            depth,
+            dst.as_mut_ptr(),
+            1,
+            dst_stride as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Fills `cols` (`[K, B·P]`) with the patches of `images`: row `(c, i, j)`, column
+/// `b·P + oy·w_out + ox` holds `x[b, c, oy·s - pad + i·d, ox·s - pad + j·d]`, or 0 in the padding.
+fn im2col(g: &ConvGeometry, x: &[f32], images: std::ops::Range<usize>, cols: &mut Vec<f32>) {
+    let width = images.len() * g.out_pixels();
+    cols.resize(g.patch_len() * width, 0.0);
+    cols.par_chunks_mut(width)
+        .enumerate()
+        .for_each(|(row, dst)| im2col_row(g, x, images.clone(), row, dst));
+}
+
+/// Row `(c, i, j)` of [`im2col`]: one kernel tap over every output pixel of `images`.
+#[inline(never)]
+fn im2col_row(
+    g: &ConvGeometry,
+    x: &[f32],
+    images: std::ops::Range<usize>,
+    row: usize,
+    dst: &mut [f32],
+) {
+    let [h_out, w_out] = g.out_size().expect("checked by the caller");
+    let [h, w] = g.in_size;
+    let [kh, kw] = g.kernel;
+    let p = h_out * w_out;
+    let (c, i, j) = (row / (kh * kw), row / kw % kh, row % kw);
+    let (lo, hi) = valid_outputs(j, w_out, g);
+    for (slot, b) in images.enumerate() {
+        let plane = &x[(b * g.in_channels + c) * h * w..][..h * w];
+        let dst = &mut dst[slot * p..][..p];
+        for (oy, out_row) in dst.chunks_exact_mut(w_out).enumerate() {
+            let Some(iy) = source_index(oy, i, g, 0).filter(|_| lo < hi) else {
+                out_row.fill(0.0);
+                continue;
+            };
+            let src = &plane[iy * w..][..w];
+            out_row[..lo].fill(0.0);
+            out_row[hi..].fill(0.0);
+            let first = lo * g.stride[1] + j * g.dilation[1] - g.padding[1];
+            if g.stride[1] == 1 {
+                out_row[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+            } else {
+                let src = src[first..].iter().step_by(g.stride[1]);
+                for (o, v) in out_row[lo..hi].iter_mut().zip(src) {
+                    *o = *v;
+                }
+            }
+        }
+    }
+}
+
+/// Adds the patch gradients `cols` (`[K, B·P]`) of `images` back onto their input pixels.
+fn col2im(g: &ConvGeometry, cols: &[f32], images: std::ops::Range<usize>, grad_x: &mut [f32]) {
+    let [h, w] = g.in_size;
+    let width = images.len() * g.out_pixels();
+    let planes =
+        &mut grad_x[images.start * g.in_channels * h * w..][..images.len() * g.in_channels * h * w];
+    planes
+        .par_chunks_mut(h * w)
+        .enumerate()
+        .for_each(|(index, plane)| col2im_plane(g, cols, width, index, plane));
+}
+
+/// Plane `index` (image `index / c_in` of the chunk, channel `index % c_in`) of [`col2im`].
+#[inline(never)]
+fn col2im_plane(g: &ConvGeometry, cols: &[f32], width: usize, index: usize, plane: &mut [f32]) {
+    let [h_out, w_out] = g.out_size().expect("checked by the caller");
+    let w = g.in_size[1];
+    let [kh, kw] = g.kernel;
+    let p = h_out * w_out;
+    let (slot, c) = (index / g.in_channels, index % g.in_channels);
+    for i in 0..kh {
+        for j in 0..kw {
+            let (lo, hi) = valid_outputs(j, w_out, g);
+            if lo >= hi {
+                continue;
+            }
+            let n = hi - lo;
+            let first = lo * g.stride[1] + j * g.dilation[1] - g.padding[1];
+            let row = &cols[(c * kh * kw + i * kw + j) * width + slot * p..][..p];
+            for (oy, src) in row.chunks_exact(w_out).enumerate() {
+                let Some(iy) = source_index(oy, i, g, 0) else {
+                    continue;
+                };
+                let src = &src[lo..hi];
+                let dst = &mut plane[iy * w + first..];
+                if g.stride[1] == 1 {
+                    for (d, s) in dst[..n].iter_mut().zip(src) {
+                        *d += s;
+                    }
+                } else {
+                    for (d, s) in dst.iter_mut().step_by(g.stride[1]).zip(src) {
+                        *d += s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The input row (or column, `dim` 1) that output `o` reads through kernel offset `i`, if it is
+/// not padding.
+fn source_index(o: usize, i: usize, g: &ConvGeometry, dim: usize) -> Option<usize> {
+    (o * g.stride[dim] + i * g.dilation[dim])
+        .checked_sub(g.padding[dim])
+        .filter(|&v| v < g.in_size[dim])
+}
+
+/// The output columns `lo..hi` whose input column through kernel column `j` is inside the image.
+fn valid_outputs(j: usize, w_out: usize, g: &ConvGeometry) -> (usize, usize) {
+    let (s, offset, pad, w) = (g.stride[1], j * g.dilation[1], g.padding[1], g.in_size[1]);
+    // ox·s + offset >= pad  and  ox·s + offset - pad < w
+    let lo = pad.saturating_sub(offset).div_ceil(s).min(w_out);
+    let hi = if w + pad > offset {
+        (w + pad - offset).div_ceil(s).min(w_out)
+    } else {
+        0
+    };
+    (lo, hi.max(lo))
+}
+
+/// `[c, B·P]` → `B` images of `[c, P]` each, at the start of `out`.
+fn scatter_images(product: &[f32], out: &mut [f32], images: usize, channels: usize, p: usize) {
+    out[..images * channels * p]
+        .par_chunks_mut(channels * p)
+        .enumerate()
+        .for_each(|(b, image)| {
+            for (c, dst) in image.chunks_mut(p).enumerate() {
+                dst.copy_from_slice(&product[c * images * p + b * p..][..p]);
+            }
+        });
+}
+
+/// `B` images of `[c, P]` → `[c, B·P]`.
+fn gather_images(grad: &[f32], out: &mut [f32], images: usize, channels: usize, p: usize) {
+    out.par_chunks_mut(images * p)
+        .enumerate()
+        .for_each(|(c, row)| {
+            for (b, dst) in row.chunks_mut(p).enumerate() {
+                dst.copy_from_slice(&grad[(b * channels + c) * p..][..p]);
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convolution by its definition, one multiply-add at a time.
+    fn naive(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let [ho, wo] = g.out_size().unwrap();
+        let [h, wi] = g.in_size;
+        let [kh, kw] = g.kernel;
+        let mut out = vec![0.0; g.batch * g.out_channels * ho * wo];
+        for b in 0..g.batch {
+            for co in 0..g.out_channels {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut acc = 0.0f64;
+                        for c in 0..g.in_channels {
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize
+                                        - g.padding[0] as isize;
+                                    let ix = (ox * g.stride[1] + j * g.dilation[1]) as isize
+                                        - g.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wi as isize {
+                                        continue;
+                                    }
+                                    let xv = x[((b * g.in_channels + c) * h + iy as usize) * wi
+                                        + ix as usize];
+                                    let wv = w[((co * g.in_channels + c) * kh + i) * kw + j];
+                                    acc += f64::from(xv) * f64::from(wv);
+                                }
+                            }
+                        }
+                        out[((b * g.out_channels + co) * ho + oy) * wo + ox] = acc as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32
+                    / (1 << 24) as f32
+                    - 0.5
+            })
+            .collect()
+    }
+
+    fn geometries() -> Vec<ConvGeometry> {
+        let g = |batch, c_in, size: [usize; 2], c_out, kernel, stride, padding, dilation| {
+            ConvGeometry {
+                batch,
+                in_channels: c_in,
+                in_size: size,
+                out_channels: c_out,
+                kernel,
+                stride,
+                padding,
+                dilation,
+            }
+        };
+        vec![
+            g(3, 4, [9, 7], 5, [3, 3], [1, 1], [1, 1], [1, 1]),
+            g(2, 3, [11, 10], 6, [7, 7], [2, 2], [3, 3], [1, 1]),
+            g(5, 6, [4, 4], 8, [1, 1], [2, 2], [0, 0], [1, 1]),
+            g(2, 2, [8, 9], 3, [3, 2], [2, 3], [2, 1], [2, 1]),
+            g(40, 2, [2, 2], 3, [3, 3], [1, 1], [1, 1], [1, 1]),
+        ]
+    }
+
+    fn assert_close(actual: &[f32], expected: &[f32], what: &str) {
+        assert_eq!(actual.len(), expected.len(), "{what}: length");
+        for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+            assert!(
+                (a - e).abs() <= 1e-4 + 1e-4 * e.abs(),
+                "{what}[{i}]: {a} vs {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for g in geometries() {
+            let x = values(g.batch * g.in_channels * g.in_size[0] * g.in_size[1], 1);
+            let w = values(g.out_channels * g.patch_len(), 2);
+            assert_close(&forward(&g, &x, &w), &naive(&g, &x, &w), &format!("{g:?}"));
+        }
+    }
+
+    /// Gradients against the adjoint identity: `<dY, conv(x, w)>` is linear in `x` and in `w`,
+    /// so its gradient in `x` at `e_i` is `<dY, conv(e_i, w)>`, checked here on every index.
+    #[test]
+    fn gradients_are_the_adjoints_of_forward() {
+        for g in geometries() {
+            let x = values(g.batch * g.in_channels * g.in_size[0] * g.in_size[1], 3);
+            let w = values(g.out_channels * g.patch_len(), 4);
+            let dy = values(g.batch * g.out_channels * g.out_pixels(), 5);
+            let (gx, gw) = backward(&g, &x, &w, &dy, true, true);
+            let dot = |a: &[f32]| {
+                a.iter()
+                    .zip(&dy)
+                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                    .sum::<f64>() as f32
+            };
+            let unit = |n, i| {
+                (0..n)
+                    .map(|j| if j == i { 1.0 } else { 0.0 })
+                    .collect::<Vec<f32>>()
+            };
+            let expected_x: Vec<f32> = (0..x.len())
+                .map(|i| dot(&naive(&g, &unit(x.len(), i), &w)))
+                .collect();
+            let expected_w: Vec<f32> = (0..w.len())
+                .map(|i| dot(&naive(&g, &x, &unit(w.len(), i))))
+                .collect();
+            assert_close(&gx.unwrap(), &expected_x, &format!("grad x {g:?}"));
+            assert_close(&gw.unwrap(), &expected_w, &format!("grad w {g:?}"));
+            let (only_w_x, only_w) = backward(&g, &x, &w, &dy, false, true);
+            assert!(only_w_x.is_none());
+            assert_close(&only_w.unwrap(), &expected_w, "weight gradient alone");
+        }
+    }
+}

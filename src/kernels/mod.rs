@@ -1,0 +1,81 @@
+//! Our own CPU kernels for the ops where Burn's are slow, behind the same [`Device`] API.
+//!
+//! Each function here takes and returns ordinary tensors. On Burn's flex CPU device (feature
+//! `flex`), with or without autodiff, it runs our kernel (and records our backward step); on
+//! every other device, dtype or configuration it calls Burn's own op, so results never depend on
+//! which path ran beyond float rounding. This module and [`crate::device`] are the only places
+//! that name a backend.
+//!
+//! [`Device`]: burn::tensor::Device
+
+#[cfg(feature = "flex")]
+mod conv;
+#[cfg(feature = "flex")]
+mod flex;
+
+use burn::tensor::Tensor;
+use burn::tensor::ops::ConvOptions;
+
+/// `torch.nn.functional.conv2d`: Burn's `conv2d`, or our im2col kernel on flex for `f32`
+/// tensors with one group.
+///
+/// # Shapes
+/// - `x`: `[batch, c_in, h, w]`; `weight`: `[c_out, c_in / groups, kh, kw]`; `bias`: `[c_out]`
+/// - output: `[batch, c_out, h_out, w_out]`
+pub(crate) fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    let (x, weight) = match geometry(&x, &weight, &options) {
+        Some(g) => match flex::conv2d(x, weight, g) {
+            Ok(out) => {
+                return match bias {
+                    Some(bias) => {
+                        let channels = bias.dims()[0];
+                        out + bias.reshape([1, channels, 1, 1])
+                    }
+                    None => out,
+                };
+            }
+            Err(inputs) => inputs,
+        },
+        None => (x, weight),
+    };
+    burn::tensor::module::conv2d(x, weight, bias, options)
+}
+
+/// The geometry our kernel handles, or `None` for grouped convolutions and shapes Burn should
+/// report on.
+#[cfg(feature = "flex")]
+fn geometry(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    options: &ConvOptions<2>,
+) -> Option<conv::ConvGeometry> {
+    let [batch, in_channels, h, w] = x.dims();
+    let [out_channels, weight_in, kh, kw] = weight.dims();
+    let g = conv::ConvGeometry {
+        batch,
+        in_channels,
+        in_size: [h, w],
+        out_channels,
+        kernel: [kh, kw],
+        stride: options.stride,
+        padding: options.padding_begin(),
+        dilation: options.dilation,
+    };
+    let fits = options.groups == 1
+        && !options.is_asymmetric()
+        && weight_in == in_channels
+        && batch * in_channels * out_channels * kh * kw > 0
+        && options
+            .stride
+            .iter()
+            .chain(&options.dilation)
+            .all(|&v| v > 0)
+        && g.out_size().is_some_and(|[ho, wo]| ho * wo > 0);
+    fits.then_some(g)
+}
