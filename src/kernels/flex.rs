@@ -4,6 +4,7 @@
 //! wrapper of it), the kernel runs on its `f32` values, and the result is wrapped back. On an
 //! autodiff device the op is recorded in Burn's graph with our own backward step.
 
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
@@ -14,29 +15,61 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Tensor, TensorData};
 
 use super::conv::{self, ConvGeometry};
+use super::norm::{self, BatchStats, NormShape};
 
-/// A flex tensor of `f32` values, plain or tracked by autodiff.
-enum FlexInput {
-    Plain(FlexTensor),
-    Tracked(FloatTensor<Autodiff<Flex>>),
+type Tracked = FloatTensor<Autodiff<Flex>>;
+
+/// Flex `f32` tensors, all plain or all tracked by autodiff.
+enum Inputs<const N: usize> {
+    Plain([FlexTensor; N]),
+    Tracked([Tracked; N]),
 }
 
-/// The flex primitive under `tensor`, or `None` (and the tensor back) on another backend, another
-/// dtype or another gradient-checkpointing strategy.
-fn unwrap<const D: usize>(tensor: Tensor<D>) -> Result<FlexInput, Tensor<D>> {
+/// A flex `f32` primitive, plain or tracked.
+enum Input {
+    Plain(FlexTensor),
+    Tracked(Tracked),
+}
+
+/// The flex primitive under `tensor`, or `None` on another backend, another dtype or another
+/// gradient-checkpointing strategy. The tensor is shared, not copied.
+fn unwrap<const D: usize>(tensor: &Tensor<D>) -> Option<Input> {
     if tensor.dtype() != DType::F32 {
-        return Err(tensor);
+        return None;
     }
     if let Ok(plain) = tensor.clone().try_into_primitive::<Flex>() {
-        return Ok(FlexInput::Plain(plain));
+        return Some(Input::Plain(plain));
     }
-    match tensor.clone().try_into_primitive::<Autodiff<Flex>>() {
-        Ok(tracked) => Ok(FlexInput::Tracked(tracked)),
-        Err(_) => Err(tensor),
+    tensor
+        .clone()
+        .try_into_primitive::<Autodiff<Flex>>()
+        .ok()
+        .map(Input::Tracked)
+}
+
+impl<const N: usize> Inputs<N> {
+    /// All of `inputs` as one kind, or `None` when one is missing or kinds are mixed.
+    fn of(inputs: [Option<Input>; N]) -> Option<Self> {
+        let inputs = inputs.into_iter().collect::<Option<Vec<_>>>()?;
+        if inputs.iter().all(|i| matches!(i, Input::Plain(_))) {
+            let plain = inputs.into_iter().map(|i| match i {
+                Input::Plain(t) => t,
+                Input::Tracked(_) => unreachable!("checked above"),
+            });
+            Some(Self::Plain(plain.collect::<Vec<_>>().try_into().ok()?))
+        } else if inputs.iter().all(|i| matches!(i, Input::Tracked(_))) {
+            let tracked = inputs.into_iter().map(|i| match i {
+                Input::Tracked(t) => t,
+                Input::Plain(_) => unreachable!("checked above"),
+            });
+            Some(Self::Tracked(tracked.collect::<Vec<_>>().try_into().ok()?))
+        } else {
+            None
+        }
     }
 }
 
-/// The values of `tensor` in row-major order, copied only when its layout needs it.
+/// `tensor` laid out in row-major order, copied only when its layout needs it.
 fn contiguous(tensor: FlexTensor) -> FlexTensor {
     if tensor.layout().contiguous_offsets().is_some() {
         tensor
@@ -45,6 +78,7 @@ fn contiguous(tensor: FlexTensor) -> FlexTensor {
     }
 }
 
+/// The values of a tensor made [`contiguous`].
 fn values(tensor: &FlexTensor) -> &[f32] {
     let (start, end) = tensor
         .layout()
@@ -53,43 +87,38 @@ fn values(tensor: &FlexTensor) -> &[f32] {
     &tensor.storage::<f32>()[start..end]
 }
 
-fn from_values(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+fn from_values<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-fn geometry_shape(g: &ConvGeometry) -> [usize; 4] {
-    let [h, w] = g.out_size().expect("checked by conv2d");
-    [g.batch, g.out_channels, h, w]
+fn dims<const D: usize>(tensor: &FlexTensor) -> [usize; D] {
+    tensor.layout().shape().dims()
 }
 
-/// [`conv::forward`] on flex tensors; `Err` gives the inputs back when they are not both flex
-/// `f32` tensors of the same kind.
-pub(super) fn conv2d(
-    x: Tensor<4>,
-    weight: Tensor<4>,
-    g: ConvGeometry,
-) -> Result<Tensor<4>, (Tensor<4>, Tensor<4>)> {
-    let (x, weight) = match (unwrap(x), unwrap(weight)) {
-        (Ok(x), Ok(weight)) => (x, weight),
-        (x, weight) => return Err((rewrap(x), rewrap(weight))),
-    };
-    match (x, weight) {
-        (FlexInput::Plain(x), FlexInput::Plain(weight)) => {
+/// A tensor on the device of the inputs: plain, or on autodiff as a constant (no gradient).
+fn output<const D: usize>(tensor: FlexTensor, tracked: bool) -> Tensor<D> {
+    if tracked {
+        Tensor::from_primitive::<Autodiff<Flex>>(Tracked::new(tensor))
+    } else {
+        Tensor::from_primitive::<Flex>(tensor)
+    }
+}
+
+/// [`conv::forward`] when `x` and `weight` are flex `f32` tensors of the same kind.
+pub(super) fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, g: ConvGeometry) -> Option<Tensor<4>> {
+    let [h, w] = g.out_size()?;
+    let out_shape = [g.batch, g.out_channels, h, w];
+    Some(match Inputs::of([unwrap(x), unwrap(weight)])? {
+        Inputs::Plain([x, weight]) => {
             let (x, weight) = (contiguous(x), contiguous(weight));
             let out = conv::forward(&g, values(&x), values(&weight));
-            Ok(Tensor::from_primitive::<Flex>(from_values(
-                out,
-                geometry_shape(&g),
-            )))
+            output(from_values(out, out_shape), false)
         }
-        (FlexInput::Tracked(x), FlexInput::Tracked(weight)) => {
+        Inputs::Tracked([x, weight]) => {
             let (x, x_node) = x.into_parts();
             let (weight, weight_node) = weight.into_parts();
             let (x, weight) = (contiguous(x), contiguous(weight));
-            let out = from_values(
-                conv::forward(&g, values(&x), values(&weight)),
-                geometry_shape(&g),
-            );
+            let out = from_values(conv::forward(&g, values(&x), values(&weight)), out_shape);
             let tracked = match Conv2dBackward
                 .prepare::<NoCheckpointing>([x_node, weight_node])
                 .compute_bound()
@@ -98,19 +127,9 @@ pub(super) fn conv2d(
                 OpsKind::Tracked(prep) => prep.finish((x, weight, g), out),
                 OpsKind::UnTracked(prep) => prep.finish(out),
             };
-            Ok(Tensor::from_primitive::<Autodiff<Flex>>(tracked))
+            Tensor::from_primitive::<Autodiff<Flex>>(tracked)
         }
-        (x, weight) => Err((rewrap(Ok(x)), rewrap(Ok(weight)))),
-    }
-}
-
-/// The tensor again, from what [`unwrap`] made of it.
-fn rewrap<const D: usize>(input: Result<FlexInput, Tensor<D>>) -> Tensor<D> {
-    match input {
-        Ok(FlexInput::Plain(t)) => Tensor::from_primitive::<Flex>(t),
-        Ok(FlexInput::Tracked(t)) => Tensor::from_primitive::<Autodiff<Flex>>(t),
-        Err(t) => t,
-    }
+    })
 }
 
 /// The backward step of [`conv2d`]: both gradients from one pass over the output gradient.
@@ -133,10 +152,204 @@ impl Backward<Flex, 2> for Conv2dBackward {
             weight_node.is_some(),
         );
         if let (Some(node), Some(grad_x)) = (x_node, grad_x) {
-            grads.register::<Flex>(node.id, from_values(grad_x, x.layout().shape().dims()));
+            grads.register::<Flex>(node.id, from_values(grad_x, dims::<4>(&x)));
         }
         if let (Some(node), Some(grad_w)) = (weight_node, grad_w) {
-            grads.register::<Flex>(node.id, from_values(grad_w, weight.layout().shape().dims()));
+            grads.register::<Flex>(node.id, from_values(grad_w, dims::<4>(&weight)));
         }
+    }
+}
+
+fn norm_shape(x: &FlexTensor) -> NormShape {
+    let [batch, channels, h, w] = dims(x);
+    NormShape {
+        batch,
+        channels,
+        pixels: h * w,
+    }
+}
+
+/// Training-mode batch norm when `x`, `gamma` and `beta` are flex `f32` tensors of the same
+/// kind: the output, the batch mean and the biased batch variance (the last two without
+/// gradient).
+pub(super) fn batch_norm_train(
+    x: &Tensor<4>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    eps: f64,
+) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
+    let forward = |x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor| {
+        let s = norm_shape(x);
+        let stats = norm::batch_stats(&s, values(x));
+        let slope = norm::slope(values(gamma), &norm::inv_std(&stats.variance, eps));
+        let out = norm::normalize(&s, values(x), &stats.mean, &slope, values(beta));
+        (from_values(out, dims::<4>(x)), stats)
+    };
+    let statistics = |stats: &BatchStats, tracked: bool| {
+        let c = stats.mean.len();
+        (
+            output(from_values(stats.mean.clone(), [c]), tracked),
+            output(from_values(stats.variance.clone(), [c]), tracked),
+        )
+    };
+    Some(
+        match Inputs::of([unwrap(x), unwrap(gamma), unwrap(beta)])? {
+            Inputs::Plain([x, gamma, beta]) => {
+                let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+                let (out, stats) = forward(&x, &gamma, &beta);
+                let (mean, variance) = statistics(&stats, false);
+                (output(out, false), mean, variance)
+            }
+            Inputs::Tracked([x, gamma, beta]) => {
+                let (x, x_node) = x.into_parts();
+                let (gamma, gamma_node) = gamma.into_parts();
+                let (beta, beta_node) = beta.into_parts();
+                let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+                let (out, stats) = forward(&x, &gamma, &beta);
+                let (mean, variance) = statistics(&stats, true);
+                let tracked = match BatchNormTrainBackward
+                    .prepare::<NoCheckpointing>([x_node, gamma_node, beta_node])
+                    .compute_bound()
+                    .stateful()
+                {
+                    OpsKind::Tracked(prep) => prep.finish((x, gamma, stats, eps), out),
+                    OpsKind::UnTracked(prep) => prep.finish(out),
+                };
+                (
+                    Tensor::from_primitive::<Autodiff<Flex>>(tracked),
+                    mean,
+                    variance,
+                )
+            }
+        },
+    )
+}
+
+/// Eval-mode batch norm (fixed `mean` and `variance`) when all inputs are flex `f32` tensors of
+/// the same kind.
+pub(super) fn batch_norm_eval(
+    x: &Tensor<4>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    mean: &Tensor<1>,
+    variance: &Tensor<1>,
+    eps: f64,
+) -> Option<Tensor<4>> {
+    let stats = [unwrap(mean), unwrap(variance)];
+    let constants = |[mean, variance]: [Input; 2]| {
+        let primitive = |i| match i {
+            Input::Plain(t) => contiguous(t),
+            Input::Tracked(t) => contiguous(t.into_primitive()),
+        };
+        let (mean, variance) = (primitive(mean), primitive(variance));
+        (
+            values(&mean).to_vec(),
+            norm::inv_std(values(&variance), eps),
+        )
+    };
+    let [mean, variance] = stats;
+    let (mean, inv_std) = constants([mean?, variance?]);
+    let forward = |x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor| {
+        let out = norm::normalize(
+            &norm_shape(x),
+            values(x),
+            &mean,
+            &norm::slope(values(gamma), &inv_std),
+            values(beta),
+        );
+        from_values(out, dims::<4>(x))
+    };
+    Some(
+        match Inputs::of([unwrap(x), unwrap(gamma), unwrap(beta)])? {
+            Inputs::Plain([x, gamma, beta]) => {
+                let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+                output(forward(&x, &gamma, &beta), false)
+            }
+            Inputs::Tracked([x, gamma, beta]) => {
+                let (x, x_node) = x.into_parts();
+                let (gamma, gamma_node) = gamma.into_parts();
+                let (beta, beta_node) = beta.into_parts();
+                let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+                let out = forward(&x, &gamma, &beta);
+                let tracked = match BatchNormEvalBackward
+                    .prepare::<NoCheckpointing>([x_node, gamma_node, beta_node])
+                    .compute_bound()
+                    .stateful()
+                {
+                    OpsKind::Tracked(prep) => prep.finish((x, gamma, mean, inv_std), out),
+                    OpsKind::UnTracked(prep) => prep.finish(out),
+                };
+                Tensor::from_primitive::<Autodiff<Flex>>(tracked)
+            }
+        },
+    )
+}
+
+/// Registers batch-norm gradients `(dx, dγ, dβ)` for the parents that want them.
+fn register_norm_grads(
+    grads: &mut Gradients,
+    [x_node, gamma_node, beta_node]: [Option<NodeId>; 3],
+    (x, gamma): (&FlexTensor, &FlexTensor),
+    (grad_x, grad_gamma, grad_beta): (Vec<f32>, Vec<f32>, Vec<f32>),
+) {
+    if let Some(node) = x_node {
+        grads.register::<Flex>(node, from_values(grad_x, dims::<4>(x)));
+    }
+    let c = [dims::<1>(gamma)[0]];
+    if let Some(node) = gamma_node {
+        grads.register::<Flex>(node, from_values(grad_gamma, c));
+    }
+    if let Some(node) = beta_node {
+        grads.register::<Flex>(node, from_values(grad_beta, c));
+    }
+}
+
+/// The backward step of [`batch_norm_train`].
+#[derive(Debug)]
+struct BatchNormTrainBackward;
+
+impl Backward<Flex, 3> for BatchNormTrainBackward {
+    type State = (FlexTensor, FlexTensor, BatchStats, f64);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let (x, gamma, stats, eps) = ops.state;
+        let s = norm_shape(&x);
+        let result =
+            norm::train_backward(&s, values(&x), values(&gamma), &stats, eps, values(&grad));
+        register_norm_grads(
+            grads,
+            ops.parents.map(|p| p.map(|n| n.id)),
+            (&x, &gamma),
+            result,
+        );
+    }
+}
+
+/// The backward step of [`batch_norm_eval`].
+#[derive(Debug)]
+struct BatchNormEvalBackward;
+
+impl Backward<Flex, 3> for BatchNormEvalBackward {
+    type State = (FlexTensor, FlexTensor, Vec<f32>, Vec<f32>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let (x, gamma, mean, inv_std) = ops.state;
+        let s = norm_shape(&x);
+        let result = norm::eval_backward(
+            &s,
+            values(&x),
+            values(&gamma),
+            &mean,
+            &inv_std,
+            values(&grad),
+        );
+        register_norm_grads(
+            grads,
+            ops.parents.map(|p| p.map(|n| n.id)),
+            (&x, &gamma),
+            result,
+        );
     }
 }

@@ -12,8 +12,11 @@
 mod conv;
 #[cfg(feature = "flex")]
 mod flex;
+#[cfg(feature = "flex")]
+mod norm;
 
 use burn::tensor::Tensor;
+use burn::tensor::module::BatchNormTrainOutput;
 use burn::tensor::ops::ConvOptions;
 
 /// `torch.nn.functional.conv2d`: Burn's `conv2d`, or our im2col kernel on flex for `f32`
@@ -29,22 +32,58 @@ pub(crate) fn conv2d(
     options: ConvOptions<2>,
 ) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    let (x, weight) = match geometry(&x, &weight, &options) {
-        Some(g) => match flex::conv2d(x, weight, g) {
-            Ok(out) => {
-                return match bias {
-                    Some(bias) => {
-                        let channels = bias.dims()[0];
-                        out + bias.reshape([1, channels, 1, 1])
-                    }
-                    None => out,
-                };
+    if let Some(out) = geometry(&x, &weight, &options).and_then(|g| flex::conv2d(&x, &weight, g)) {
+        return match bias {
+            Some(bias) => {
+                let channels = bias.dims()[0];
+                out + bias.reshape([1, channels, 1, 1])
             }
-            Err(inputs) => inputs,
-        },
-        None => (x, weight),
-    };
+            None => out,
+        };
+    }
     burn::tensor::module::conv2d(x, weight, bias, options)
+}
+
+/// Batch norm with the batch's own statistics: the output, the batch mean and the biased batch
+/// variance (Burn's `batch_norm_train`, or our two-pass kernel on flex).
+///
+/// # Shapes
+/// - `x` and output: `[batch, channels, h, w]`; `gamma`, `beta`, mean, variance: `[channels]`
+pub(crate) fn batch_norm_train(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    eps: f64,
+) -> BatchNormTrainOutput<4> {
+    #[cfg(feature = "flex")]
+    if let Some((output, mean, variance)) = flex::batch_norm_train(&x, &gamma, &beta, eps) {
+        return BatchNormTrainOutput {
+            output,
+            mean,
+            variance,
+        };
+    }
+    burn::tensor::module::batch_norm_train(x, gamma, beta, eps)
+}
+
+/// Batch norm with fixed statistics (eval mode): Burn's `batch_norm`, or our one-pass kernel on
+/// flex.
+///
+/// # Shapes
+/// - `x` and output: `[batch, channels, h, w]`; the others: `[channels]`
+pub(crate) fn batch_norm(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    mean: Tensor<1>,
+    variance: Tensor<1>,
+    eps: f64,
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(out) = flex::batch_norm_eval(&x, &gamma, &beta, &mean, &variance, eps) {
+        return out;
+    }
+    burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, eps)
 }
 
 /// The geometry our kernel handles, or `None` for grouped convolutions and shapes Burn should

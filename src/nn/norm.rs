@@ -1,8 +1,8 @@
 //! Batch normalisation with PyTorch's semantics.
 
+use crate::kernels::{batch_norm, batch_norm_train};
 use burn::config::Config;
 use burn::module::{Flag, Module, Param, RunningState};
-use burn::tensor::module::{batch_norm, batch_norm_train};
 use burn::tensor::{Device, Tensor};
 
 /// Configuration of a [`BatchNorm2d`], named and defaulted as `torch.nn.BatchNorm2d`.
