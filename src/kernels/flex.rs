@@ -14,8 +14,10 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Tensor, TensorData};
 
+use super::adam::{self, Moments};
 use super::conv::{self, ConvGeometry};
 use super::norm::{self, BatchStats, NormShape};
+use super::{AdamStep, AdamTensors};
 
 type Tracked = FloatTensor<Autodiff<Flex>>;
 
@@ -352,4 +354,49 @@ impl Backward<Flex, 3> for BatchNormEvalBackward {
             result,
         );
     }
+}
+
+/// The tensors of one Adam step after [`adam::update`], when all are plain flex `f32` tensors.
+pub(super) fn adam(step: &AdamStep, tensors: AdamTensors) -> Result<AdamTensors, Box<AdamTensors>> {
+    let max = tensors.max_exp_avg_sq.as_ref().map(unwrap);
+    let all = [
+        unwrap(&tensors.param),
+        unwrap(&tensors.grad),
+        unwrap(&tensors.exp_avg),
+        unwrap(&tensors.exp_avg_sq),
+        max.unwrap_or(Some(Input::Plain(FlexTensor::empty(
+            [0].into(),
+            DType::F32,
+        )))),
+    ];
+    let Some(Inputs::Plain([param, grad, exp_avg, exp_avg_sq, max])) = Inputs::of(all) else {
+        return Err(Box::new(tensors));
+    };
+    let has_max = tensors.max_exp_avg_sq.is_some();
+    // Dropping the tensors leaves the moment buffers unshared, so they are updated in place.
+    drop(tensors);
+    let (param, grad) = (contiguous(param), contiguous(grad));
+    let (mut exp_avg, mut exp_avg_sq, mut max) = (
+        exp_avg.to_contiguous(),
+        exp_avg_sq.to_contiguous(),
+        max.to_contiguous(),
+    );
+    let n = param.layout().num_elements();
+    let updated = adam::update(
+        step,
+        values(&param),
+        values(&grad),
+        Moments {
+            exp_avg: exp_avg.storage_mut::<f32>(),
+            exp_avg_sq: exp_avg_sq.storage_mut::<f32>(),
+            max_exp_avg_sq: has_max.then(|| max.storage_mut::<f32>()),
+        },
+    );
+    Ok(AdamTensors {
+        param: output(from_values(updated, [n]), false),
+        grad: output(grad, false),
+        exp_avg: output(exp_avg, false),
+        exp_avg_sq: output(exp_avg_sq, false),
+        max_exp_avg_sq: has_max.then(|| output(max, false)),
+    })
 }

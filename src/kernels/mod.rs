@@ -9,6 +9,8 @@
 //! [`Device`]: burn::tensor::Device
 
 #[cfg(feature = "flex")]
+mod adam;
+#[cfg(feature = "flex")]
 mod conv;
 #[cfg(feature = "flex")]
 mod flex;
@@ -84,6 +86,38 @@ pub(crate) fn batch_norm(
         return out;
     }
     burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, eps)
+}
+
+/// The scalars of one Adam / AdamW step, PyTorch's names.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AdamStep {
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub betas: [f64; 2],
+    pub eps: f64,
+    /// AdamW's decay of the parameter itself, instead of an L2 term in the gradient.
+    pub decoupled: bool,
+    /// Step number, from 1.
+    pub step: u64,
+}
+
+/// A parameter, its gradient and its Adam moments, before or after one step.
+pub(crate) struct AdamTensors {
+    pub param: Tensor<1>,
+    pub grad: Tensor<1>,
+    pub exp_avg: Tensor<1>,
+    pub exp_avg_sq: Tensor<1>,
+    /// AMSGrad's running maximum of `exp_avg_sq`.
+    pub max_exp_avg_sq: Option<Tensor<1>>,
+}
+
+/// One Adam step in a single pass on flex (the moments updated in place); `Err` gives the
+/// tensors back, unchanged, on every other device, for the caller's tensor-op version.
+pub(crate) fn adam(step: &AdamStep, tensors: AdamTensors) -> Result<AdamTensors, Box<AdamTensors>> {
+    #[cfg(feature = "flex")]
+    return flex::adam(step, tensors);
+    #[cfg(not(feature = "flex"))]
+    Err(Box::new(tensors))
 }
 
 /// The geometry our kernel handles, or `None` for grouped convolutions and shapes Burn should

@@ -4,6 +4,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use super::optimizer::{Optimizer, ParamState, UpdateRule};
+use crate::kernels::{self, AdamStep, AdamTensors};
 
 /// Configuration of Adam with `torch.optim.Adam`'s names and defaults: `eps` 1e-8 (Burn's is
 /// 1e-5), `weight_decay` as an L2 penalty added to the gradient.
@@ -95,52 +96,72 @@ impl AdamWConfig {
 }
 
 /// One step of `torch.optim.Adam` (`decoupled = false`) or `AdamW` on a flattened parameter.
-#[allow(clippy::too_many_arguments)]
+/// One Adam / AdamW step of a flattened parameter; `state` holds its step count and moments.
 pub(super) fn update(
-    mut param: Tensor<1>,
-    mut grad: Tensor<1>,
-    lr: f64,
-    weight_decay: f64,
-    [beta1, beta2]: [f64; 2],
-    eps: f64,
+    param: Tensor<1>,
+    grad: Tensor<1>,
+    step: AdamStep,
     amsgrad: bool,
-    decoupled: bool,
     state: &mut ParamState,
 ) -> Tensor<1> {
     state.step += 1;
-    if weight_decay != 0.0 {
-        if decoupled {
-            param = param.mul_scalar(1.0 - lr * weight_decay);
+    let step = AdamStep {
+        step: state.step,
+        ..step
+    };
+    let zeros = || grad.zeros_like();
+    let tensors = AdamTensors {
+        exp_avg: state.buffers.remove("exp_avg").unwrap_or_else(zeros),
+        exp_avg_sq: state.buffers.remove("exp_avg_sq").unwrap_or_else(zeros),
+        max_exp_avg_sq: amsgrad
+            .then(|| state.buffers.remove("max_exp_avg_sq").unwrap_or_else(zeros)),
+        param,
+        grad,
+    };
+    let done =
+        kernels::adam(&step, tensors).unwrap_or_else(|tensors| with_tensor_ops(&step, *tensors));
+    state.buffers.insert("exp_avg".into(), done.exp_avg);
+    state.buffers.insert("exp_avg_sq".into(), done.exp_avg_sq);
+    if let Some(max) = done.max_exp_avg_sq {
+        state.buffers.insert("max_exp_avg_sq".into(), max);
+    }
+    done.param
+}
+
+/// The step of [`update`] as tensor ops, for devices without a fused kernel.
+fn with_tensor_ops(s: &AdamStep, t: AdamTensors) -> AdamTensors {
+    let [beta1, beta2] = s.betas;
+    let (mut param, mut grad) = (t.param, t.grad);
+    if s.weight_decay != 0.0 {
+        if s.decoupled {
+            param = param.mul_scalar(1.0 - s.lr * s.weight_decay);
         } else {
-            grad = grad + param.clone().mul_scalar(weight_decay);
+            grad = grad + param.clone().mul_scalar(s.weight_decay);
         }
     }
-    let zeros = || grad.zeros_like();
-    let exp_avg = state.buffers.remove("exp_avg").unwrap_or_else(zeros);
-    let exp_avg_sq = state.buffers.remove("exp_avg_sq").unwrap_or_else(zeros);
     // torch: exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-    let exp_avg = exp_avg.clone() + (grad.clone() - exp_avg).mul_scalar(1.0 - beta1);
-    let exp_avg_sq = exp_avg_sq.mul_scalar(beta2) + grad.clone().mul(grad).mul_scalar(1.0 - beta2);
-
-    let step = state.step as i32;
+    let exp_avg = t.exp_avg.clone() + (grad.clone() - t.exp_avg).mul_scalar(1.0 - beta1);
+    let exp_avg_sq =
+        t.exp_avg_sq.mul_scalar(beta2) + grad.clone().mul(grad.clone()).mul_scalar(1.0 - beta2);
+    let step = i32::try_from(s.step).unwrap_or(i32::MAX);
     let bias_correction1 = 1.0 - beta1.powi(step);
     let bias_correction2_sqrt = (1.0 - beta2.powi(step)).sqrt();
-    let second = if amsgrad {
-        let max = match state.buffers.remove("max_exp_avg_sq") {
-            Some(max) => max.max_pair(exp_avg_sq.clone()),
-            None => exp_avg_sq.clone(),
-        };
-        state.buffers.insert("max_exp_avg_sq".into(), max.clone());
-        max
-    } else {
-        exp_avg_sq.clone()
-    };
+    // AMSGrad's first maximum is the first exp_avg_sq (the buffer starts at zero).
+    let max_exp_avg_sq = t.max_exp_avg_sq.map(|max| max.max_pair(exp_avg_sq.clone()));
+    let second = max_exp_avg_sq.clone().unwrap_or_else(|| exp_avg_sq.clone());
     let denom = second
         .sqrt()
         .div_scalar(bias_correction2_sqrt)
-        .add_scalar(eps);
-    let update = exp_avg.clone().div(denom).mul_scalar(lr / bias_correction1);
-    state.buffers.insert("exp_avg".into(), exp_avg);
-    state.buffers.insert("exp_avg_sq".into(), exp_avg_sq);
-    param - update
+        .add_scalar(s.eps);
+    let update = exp_avg
+        .clone()
+        .div(denom)
+        .mul_scalar(s.lr / bias_correction1);
+    AdamTensors {
+        param: param - update,
+        grad,
+        exp_avg,
+        exp_avg_sq,
+        max_exp_avg_sq,
+    }
 }

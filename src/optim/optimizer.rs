@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::adam::{self, AdamConfig, AdamWConfig};
 use super::clip::GradClip;
 use super::sgd::SgdConfig;
+use crate::kernels::AdamStep;
 use crate::weights::{Dtype, Path as ModulePath, RawTensor, StateDict};
 use crate::{Error, Result};
 
@@ -199,17 +200,15 @@ impl Optimizer {
             UpdateRule::Adam(a) => (a.betas, a.eps, a.amsgrad, false),
             UpdateRule::AdamW(a) => (a.betas, a.eps, a.amsgrad, true),
         };
-        adam::update(
-            param,
-            grad,
+        let step = AdamStep {
             lr,
             weight_decay,
             betas,
             eps,
-            amsgrad,
             decoupled,
-            state,
-        )
+            step: state.step,
+        };
+        adam::update(param, grad, step, amsgrad, state)
     }
 
     /// The optimizer state, named `<param>.<buffer>` (`fc.weight.exp_avg`) and
