@@ -24,49 +24,96 @@ pub(crate) struct Moments<'a> {
 /// (`foreach=False`): `m ← m + (g − m)(1 − β1)`, `v ← β2 v + (1 − β2) g²`,
 /// `p ← p − lr / (1 − β1ᵗ) · m / (sqrt(v) / sqrt(1 − β2ᵗ) + eps)`.
 pub(crate) fn update(s: &AdamStep, param: &[f32], grad: &[f32], moments: Moments<'_>) -> Vec<f32> {
-    let [beta1, beta2] = s.betas;
-    let step = i32::try_from(s.step).unwrap_or(i32::MAX);
-    let bias_correction2_sqrt = (1.0 - beta2.powi(step)).sqrt() as f32;
-    let step_size = (s.lr / (1.0 - beta1.powi(step))) as f32;
-    let (b1, b2, eps) = ((1.0 - beta1) as f32, beta2 as f32, s.eps as f32);
-    let (one_minus_b2, wd) = ((1.0 - beta2) as f32, s.weight_decay as f32);
-    let decay = if s.decoupled {
-        (1.0 - s.lr * s.weight_decay) as f32
-    } else {
-        1.0
-    };
-    let coupled = if s.decoupled { 0.0 } else { wd };
+    let c = Coefficients::of(s);
     let mut out = vec![0.0; param.len()];
     let Moments {
         exp_avg,
         exp_avg_sq,
-        mut max_exp_avg_sq,
+        max_exp_avg_sq,
     } = moments;
-    let mut maxima: Vec<Option<&mut [f32]>> = match max_exp_avg_sq.as_deref_mut() {
-        Some(max) => max.chunks_mut(BLOCK).map(Some).collect(),
-        None => (0..param.len().div_ceil(BLOCK)).map(|_| None).collect(),
-    };
-    out.par_chunks_mut(BLOCK)
+    let blocks = out
+        .par_chunks_mut(BLOCK)
         .zip(param.par_chunks(BLOCK))
         .zip(grad.par_chunks(BLOCK))
         .zip(exp_avg.par_chunks_mut(BLOCK))
-        .zip(exp_avg_sq.par_chunks_mut(BLOCK))
-        .zip(maxima.par_iter_mut())
-        .for_each(|(((((out, p), g), m), v), max)| {
-            for i in 0..out.len() {
-                let p = p[i] * decay;
-                let g = g[i] + coupled * p;
-                m[i] += (g - m[i]) * b1;
-                v[i] = v[i] * b2 + g * g * one_minus_b2;
-                let second = match max.as_deref_mut() {
-                    Some(max) => {
-                        max[i] = max[i].max(v[i]);
-                        max[i]
-                    }
-                    None => v[i],
-                };
-                out[i] = p - step_size * (m[i] / (second.sqrt() / bias_correction2_sqrt + eps));
+        .zip(exp_avg_sq.par_chunks_mut(BLOCK));
+    // Two loops without a branch inside, so each vectorises.
+    match max_exp_avg_sq {
+        None => blocks.for_each(|((((out, p), g), m), v)| {
+            let elements = out.iter_mut().zip(p).zip(g).zip(m).zip(v);
+            for ((((out, p), g), m), v) in elements {
+                let p = c.advance(*p, *g, m, v);
+                *out = c.apply(p, *m, *v);
             }
-        });
+        }),
+        Some(max) => {
+            blocks
+                .zip(max.par_chunks_mut(BLOCK))
+                .for_each(|(((((out, p), g), m), v), max)| {
+                    let elements = out.iter_mut().zip(p).zip(g).zip(m).zip(v).zip(max);
+                    for (((((out, p), g), m), v), max) in elements {
+                        let p = c.advance(*p, *g, m, v);
+                        *max = max.max(*v);
+                        *out = c.apply(p, *m, *max);
+                    }
+                })
+        }
+    }
     out
+}
+
+/// The step's scalars as the `f32` factors the element loop uses.
+struct Coefficients {
+    /// `1 − lr·wd` for AdamW, else 1.
+    decay: f32,
+    /// `wd` for Adam's L2 term, else 0.
+    l2: f32,
+    one_minus_beta1: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    bias_correction2_sqrt: f32,
+    /// `lr / (1 − β1ᵗ)`.
+    step_size: f32,
+    eps: f32,
+}
+
+impl Coefficients {
+    fn of(s: &AdamStep) -> Self {
+        let [beta1, beta2] = s.betas;
+        let step = i32::try_from(s.step).unwrap_or(i32::MAX);
+        Self {
+            decay: if s.decoupled {
+                (1.0 - s.lr * s.weight_decay) as f32
+            } else {
+                1.0
+            },
+            l2: if s.decoupled {
+                0.0
+            } else {
+                s.weight_decay as f32
+            },
+            one_minus_beta1: (1.0 - beta1) as f32,
+            beta2: beta2 as f32,
+            one_minus_beta2: (1.0 - beta2) as f32,
+            bias_correction2_sqrt: (1.0 - beta2.powi(step)).sqrt() as f32,
+            step_size: (s.lr / (1.0 - beta1.powi(step))) as f32,
+            eps: s.eps as f32,
+        }
+    }
+
+    /// Decays the parameter (AdamW), advances both moments, and returns the decayed parameter.
+    #[inline(always)]
+    fn advance(&self, p: f32, g: f32, m: &mut f32, v: &mut f32) -> f32 {
+        let p = p * self.decay;
+        let g = g + self.l2 * p;
+        *m += (g - *m) * self.one_minus_beta1;
+        *v = *v * self.beta2 + g * g * self.one_minus_beta2;
+        p
+    }
+
+    /// The parameter after the step, from its second moment (or AMSGrad's maximum).
+    #[inline(always)]
+    fn apply(&self, p: f32, m: f32, second: f32) -> f32 {
+        p - self.step_size * (m / (second.sqrt() / self.bias_correction2_sqrt + self.eps))
+    }
 }

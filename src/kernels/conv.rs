@@ -19,6 +19,11 @@ use rayon::prelude::*;
 const MIN_COLUMNS: usize = 512;
 /// Largest patch matrix of one chunk, in floats (16 MiB), unless one image alone needs more.
 const MAX_CHUNK_FLOATS: usize = 1 << 22;
+/// Output widths below which im2col / col2im go through a per-pixel source table: row copies
+/// of a few floats cost more in loop and call overhead than they move.
+const TABLE_MAX_WIDTH: usize = 8;
+/// Marks a padding pixel in a source table.
+const PADDING: u32 = u32::MAX;
 /// Multiply-adds from which a gemm is split across threads.
 const PARALLEL_FLOPS: usize = 1 << 21;
 
@@ -63,6 +68,29 @@ impl ConvGeometry {
         let wanted = MIN_COLUMNS.div_ceil(self.out_pixels());
         let affordable = (MAX_CHUNK_FLOATS / per_image.max(1)).max(1);
         wanted.min(affordable).clamp(1, self.batch.max(1))
+    }
+
+    /// For each kernel tap `(i, j)` and output pixel, the input pixel it reads within one
+    /// plane, or [`PADDING`]: `[kh·kw, P]`, row-major. `None` for wide outputs, which copy rows.
+    fn source_table(&self) -> Option<Vec<u32>> {
+        let [h_out, w_out] = self.out_size()?;
+        if w_out >= TABLE_MAX_WIDTH || self.in_size[0] * self.in_size[1] >= PADDING as usize {
+            return None;
+        }
+        let mut table = Vec::with_capacity(self.kernel[0] * self.kernel[1] * h_out * w_out);
+        for i in 0..self.kernel[0] {
+            for j in 0..self.kernel[1] {
+                for oy in 0..h_out {
+                    for ox in 0..w_out {
+                        let source = source_index(oy, i, self, 0)
+                            .zip(source_index(ox, j, self, 1))
+                            .map_or(PADDING, |(y, x)| (y * self.in_size[1] + x) as u32);
+                        table.push(source);
+                    }
+                }
+            }
+        }
+        Some(table)
     }
 
     fn chunks(&self) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
@@ -227,9 +255,43 @@ fn matmul(
 fn im2col(g: &ConvGeometry, x: &[f32], images: std::ops::Range<usize>, cols: &mut Vec<f32>) {
     let width = images.len() * g.out_pixels();
     cols.resize(g.patch_len() * width, 0.0);
-    cols.par_chunks_mut(width)
-        .enumerate()
-        .for_each(|(row, dst)| im2col_row(g, x, images.clone(), row, dst));
+    match g.source_table() {
+        Some(table) => cols
+            .par_chunks_mut(width)
+            .enumerate()
+            .for_each(|(row, dst)| im2col_row_by_table(g, x, images.clone(), row, &table, dst)),
+        None => cols
+            .par_chunks_mut(width)
+            .enumerate()
+            .for_each(|(row, dst)| im2col_row(g, x, images.clone(), row, dst)),
+    }
+}
+
+/// Row `(c, i, j)` of [`im2col`] through the source table of [`ConvGeometry::source_table`].
+#[inline(never)]
+fn im2col_row_by_table(
+    g: &ConvGeometry,
+    x: &[f32],
+    images: std::ops::Range<usize>,
+    row: usize,
+    table: &[u32],
+    dst: &mut [f32],
+) {
+    let taps = g.kernel[0] * g.kernel[1];
+    let plane_len = g.in_size[0] * g.in_size[1];
+    let p = g.out_pixels();
+    let (c, tap) = (row / taps, row % taps);
+    let sources = &table[tap * p..][..p];
+    for (b, dst) in images.zip(dst.chunks_exact_mut(p)) {
+        let plane = &x[(b * g.in_channels + c) * plane_len..][..plane_len];
+        for (d, &source) in dst.iter_mut().zip(sources) {
+            *d = if source == PADDING {
+                0.0
+            } else {
+                plane[source as usize]
+            };
+        }
+    }
 }
 
 /// Row `(c, i, j)` of [`im2col`]: one kernel tap over every output pixel of `images`.
@@ -277,10 +339,39 @@ fn col2im(g: &ConvGeometry, cols: &[f32], images: std::ops::Range<usize>, grad_x
     let width = images.len() * g.out_pixels();
     let planes =
         &mut grad_x[images.start * g.in_channels * h * w..][..images.len() * g.in_channels * h * w];
-    planes
-        .par_chunks_mut(h * w)
-        .enumerate()
-        .for_each(|(index, plane)| col2im_plane(g, cols, width, index, plane));
+    match g.source_table() {
+        Some(table) => planes
+            .par_chunks_mut(h * w)
+            .enumerate()
+            .for_each(|(index, plane)| col2im_plane_by_table(g, cols, width, index, &table, plane)),
+        None => planes
+            .par_chunks_mut(h * w)
+            .enumerate()
+            .for_each(|(index, plane)| col2im_plane(g, cols, width, index, plane)),
+    }
+}
+
+/// Plane `index` of [`col2im`] through the source table of [`ConvGeometry::source_table`].
+#[inline(never)]
+fn col2im_plane_by_table(
+    g: &ConvGeometry,
+    cols: &[f32],
+    width: usize,
+    index: usize,
+    table: &[u32],
+    plane: &mut [f32],
+) {
+    let taps = g.kernel[0] * g.kernel[1];
+    let p = g.out_pixels();
+    let (slot, c) = (index / g.in_channels, index % g.in_channels);
+    for (tap, sources) in table.chunks_exact(p).enumerate() {
+        let row = &cols[(c * taps + tap) * width + slot * p..][..p];
+        for (&source, v) in sources.iter().zip(row) {
+            if source != PADDING {
+                plane[source as usize] += v;
+            }
+        }
+    }
 }
 
 /// Plane `index` (image `index / c_in` of the chunk, channel `index % c_in`) of [`col2im`].
@@ -433,6 +524,10 @@ mod tests {
             g(5, 6, [4, 4], 8, [1, 1], [2, 2], [0, 0], [1, 1]),
             g(2, 2, [8, 9], 3, [3, 2], [2, 3], [2, 1], [2, 1]),
             g(40, 2, [2, 2], 3, [3, 3], [1, 1], [1, 1], [1, 1]),
+            // Outputs at least TABLE_MAX_WIDTH wide: im2col / col2im copy rows instead.
+            g(2, 3, [5, 9], 2, [3, 3], [1, 1], [1, 1], [1, 1]),
+            g(2, 2, [3, 40], 2, [3, 3], [1, 1], [1, 1], [1, 1]),
+            g(2, 2, [4, 70], 2, [3, 2], [2, 2], [1, 2], [1, 2]),
         ]
     }
 
