@@ -107,45 +107,46 @@ impl ConvGeometry {
 pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, p, c_out) = (g.patch_len(), g.out_pixels(), g.out_channels);
     let mut out = vec![0.0; g.batch * c_out * p];
-    let mut cols = Vec::new();
-    let mut product = Vec::new();
-    for images in g.chunks() {
-        let width = images.len() * p;
-        im2col(g, x, images.clone(), &mut cols);
-        if images.len() == 1 {
-            // One image: the product is already in NCHW order.
-            let dst = &mut out[images.start * c_out * p..][..c_out * p];
-            matmul(
-                dst,
-                width,
-                weight,
-                false,
-                &cols,
-                false,
-                [c_out, width, k],
-                false,
-            );
-        } else {
-            product.resize(c_out * width, 0.0);
-            matmul(
-                &mut product,
-                width,
-                weight,
-                false,
-                &cols,
-                false,
-                [c_out, width, k],
-                false,
-            );
-            scatter_images(
-                &product,
-                &mut out[images.start * c_out * p..],
-                images.len(),
-                c_out,
-                p,
-            );
+    Scratch::with(|scratch| {
+        let Scratch { cols, product, .. } = scratch;
+        for images in g.chunks() {
+            let width = images.len() * p;
+            im2col(g, x, images.clone(), cols);
+            if images.len() == 1 {
+                // One image: the product is already in NCHW order.
+                let dst = &mut out[images.start * c_out * p..][..c_out * p];
+                matmul(
+                    dst,
+                    width,
+                    weight,
+                    false,
+                    &cols,
+                    false,
+                    [c_out, width, k],
+                    false,
+                );
+            } else {
+                product.resize(c_out * width, 0.0);
+                matmul(
+                    product,
+                    width,
+                    weight,
+                    false,
+                    &cols,
+                    false,
+                    [c_out, width, k],
+                    false,
+                );
+                scatter_images(
+                    &product,
+                    &mut out[images.start * c_out * p..],
+                    images.len(),
+                    c_out,
+                    p,
+                );
+            }
         }
-    }
+    });
     out
 }
 
@@ -162,42 +163,70 @@ pub(crate) fn backward(
     let (k, p, c_out) = (g.patch_len(), g.out_pixels(), g.out_channels);
     let mut grad_x = want_input.then(|| vec![0.0; x.len()]);
     let mut grad_w = want_weight.then(|| vec![0.0; weight.len()]);
-    let mut cols = Vec::new();
-    let mut grad_cols = Vec::new();
-    let mut grad_chunk = Vec::new();
-    for (n, images) in g.chunks().enumerate() {
-        let width = images.len() * p;
-        let grad_images = &grad[images.start * c_out * p..][..images.len() * c_out * p];
-        // The output gradient as `[c_out, B·P]`: a view of one image, or its images side by side.
-        let dy: &[f32] = if images.len() == 1 {
-            grad_images
-        } else {
-            grad_chunk.resize(c_out * width, 0.0);
-            gather_images(grad_images, &mut grad_chunk, images.len(), c_out, p);
-            &grad_chunk
-        };
-        if let Some(grad_w) = grad_w.as_mut() {
-            im2col(g, x, images.clone(), &mut cols);
-            // dW[c_out, K] (+)= dY[c_out, B·P] · cols[K, B·P]ᵀ
-            matmul(grad_w, k, dy, false, &cols, true, [c_out, k, width], n > 0);
+    Scratch::with(|scratch| {
+        let Scratch {
+            cols,
+            grad_cols,
+            product: grad_chunk,
+        } = scratch;
+        for (n, images) in g.chunks().enumerate() {
+            let width = images.len() * p;
+            let grad_images = &grad[images.start * c_out * p..][..images.len() * c_out * p];
+            // The output gradient as `[c_out, B·P]`: a view of one image, or its images side by side.
+            let dy: &[f32] = if images.len() == 1 {
+                grad_images
+            } else {
+                grad_chunk.resize(c_out * width, 0.0);
+                gather_images(grad_images, grad_chunk, images.len(), c_out, p);
+                &grad_chunk
+            };
+            if let Some(grad_w) = grad_w.as_mut() {
+                im2col(g, x, images.clone(), cols);
+                // dW[c_out, K] (+)= dY[c_out, B·P] · cols[K, B·P]ᵀ
+                matmul(grad_w, k, dy, false, &cols, true, [c_out, k, width], n > 0);
+            }
+            if let Some(grad_x) = grad_x.as_mut() {
+                grad_cols.resize(k * width, 0.0);
+                // dcols[K, B·P] = W[c_out, K]ᵀ · dY[c_out, B·P]
+                matmul(
+                    grad_cols,
+                    width,
+                    weight,
+                    true,
+                    dy,
+                    false,
+                    [k, width, c_out],
+                    false,
+                );
+                col2im(g, &grad_cols, images, grad_x);
+            }
         }
-        if let Some(grad_x) = grad_x.as_mut() {
-            grad_cols.resize(k * width, 0.0);
-            // dcols[K, B·P] = W[c_out, K]ᵀ · dY[c_out, B·P]
-            matmul(
-                &mut grad_cols,
-                width,
-                weight,
-                true,
-                dy,
-                false,
-                [k, width, c_out],
-                false,
-            );
-            col2im(g, &grad_cols, images, grad_x);
-        }
-    }
+    });
     (grad_x, grad_w)
+}
+
+/// Working matrices of one convolution call, kept per thread between calls: they reach tens of
+/// megabytes at 224x224, and fresh ones would cost a page fault and a zero-fill every 4 KiB.
+#[derive(Default)]
+struct Scratch {
+    cols: Vec<f32>,
+    grad_cols: Vec<f32>,
+    product: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Option<Scratch>> = const { std::cell::Cell::new(None) };
+}
+
+impl Scratch {
+    /// Runs `f` with this thread's buffers (empty ones the first time), and keeps them after.
+    fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+        let mut scratch = SCRATCH.with(std::cell::Cell::take).unwrap_or_default();
+        let result = f(&mut scratch);
+        // Gone only while the thread itself is exiting; the buffers are then simply freed.
+        let _ = SCRATCH.try_with(|cell| cell.set(Some(scratch)));
+        result
+    }
 }
 
 /// `dst[m, n] (+)= lhs · rhs` with row-major operands: `lhs` is `[m, depth]` (or `[depth, m]`
