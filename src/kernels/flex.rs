@@ -4,6 +4,8 @@
 //! wrapper of it), the kernel runs on its `f32` values, and the result is wrapped back. On an
 //! autodiff device the op is recorded in Burn's graph with our own backward step.
 
+use std::sync::Arc;
+
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -17,6 +19,7 @@ use burn::tensor::{DType, Tensor, TensorData};
 use super::adam::{self, Moments};
 use super::conv::{self, ConvGeometry};
 use super::norm::{self, BatchStats, NormShape};
+use super::pool::{self, PoolGeometry};
 use super::{AdamStep, AdamTensors};
 
 type Tracked = FloatTensor<Autodiff<Flex>>;
@@ -399,4 +402,54 @@ pub(super) fn adam(step: &AdamStep, tensors: AdamTensors) -> Result<AdamTensors,
         exp_avg_sq: output(exp_avg_sq, false),
         max_exp_avg_sq: has_max.then(|| output(max, false)),
     })
+}
+
+/// [`pool::forward`] when `x` is a flex `f32` tensor.
+pub(super) fn max_pool2d(x: &Tensor<4>, g: PoolGeometry) -> Option<Tensor<4>> {
+    let [h, w] = g.out_size()?;
+    let [batch, channels, ..] = x.dims();
+    let out_shape = [batch, channels, h, w];
+    Some(match Inputs::of([unwrap(x)])? {
+        Inputs::Plain([x]) => {
+            let x = contiguous(x);
+            let (out, _) = pool::forward(&g, values(&x), false);
+            output(from_values(out, out_shape), false)
+        }
+        Inputs::Tracked([x]) => {
+            let (x, x_node) = x.into_parts();
+            let x = contiguous(x);
+            let (out, indices) = pool::forward(&g, values(&x), true);
+            let out = from_values(out, out_shape);
+            let tracked = match MaxPool2dBackward
+                .prepare::<NoCheckpointing>([x_node])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => {
+                    let indices = Arc::new(indices.expect("asked for"));
+                    prep.finish((indices, g, dims::<4>(&x)), out)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(out),
+            };
+            Tensor::from_primitive::<Autodiff<Flex>>(tracked)
+        }
+    })
+}
+
+/// The backward step of [`max_pool2d`]: the output gradient scattered onto the maxima.
+#[derive(Debug)]
+struct MaxPool2dBackward;
+
+impl Backward<Flex, 1> for MaxPool2dBackward {
+    type State = (Arc<Vec<u32>>, PoolGeometry, [usize; 4]);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node] = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let (indices, g, x_shape) = ops.state;
+        if let Some(node) = x_node {
+            let grad_x = pool::backward(&g, &indices, values(&grad));
+            grads.register::<Flex>(node.id, from_values(grad_x, x_shape));
+        }
+    }
 }

@@ -16,10 +16,12 @@ mod conv;
 mod flex;
 #[cfg(feature = "flex")]
 mod norm;
+#[cfg(feature = "flex")]
+mod pool;
 
 use burn::tensor::Tensor;
 use burn::tensor::module::BatchNormTrainOutput;
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 
 /// `torch.nn.functional.conv2d`: Burn's `conv2d`, or our im2col kernel on flex for `f32`
 /// tensors with one group.
@@ -86,6 +88,35 @@ pub(crate) fn batch_norm(
         return out;
     }
     burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, eps)
+}
+
+/// `torch.nn.functional.max_pool2d`: Burn's `max_pool2d`, or our kernel on flex for `f32`.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, h, w]`; output: `[batch, channels, h_out, w_out]`
+pub(crate) fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    {
+        let [batch, channels, h, w] = x.dims();
+        let g = pool::PoolGeometry {
+            planes: batch * channels,
+            in_size: [h, w],
+            kernel: options.kernel_size,
+            stride: options.stride,
+            padding: options.padding.map(|(begin, _)| begin),
+            dilation: options.dilation,
+            ceil_mode: options.ceil_mode,
+        };
+        let fits = g.planes > 0
+            && options.padding.iter().all(|(begin, end)| begin == end)
+            && g.out_size().is_some_and(|[ho, wo]| ho * wo > 0)
+            && (0..2).all(|d| g.kernel[d] > 0 && g.stride[d] > 0 && g.dilation[d] > 0)
+            && h * w < u32::MAX as usize;
+        if let Some(out) = fits.then(|| flex::max_pool2d(&x, g)).flatten() {
+            return out;
+        }
+    }
+    burn::tensor::module::max_pool2d(x, options)
 }
 
 /// The scalars of one Adam / AdamW step, PyTorch's names.

@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
+use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 
 /// Configuration of a [`MaxPool2d`], named and defaulted as `torch.nn.MaxPool2d`.
@@ -93,7 +93,7 @@ impl MaxPool2d {
     /// - input: `[batch, channels, height, width]`
     /// - output: `[batch, channels, height_out, width_out]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        max_pool2d(
+        crate::kernels::max_pool2d(
             input,
             MaxPoolOptions::new(self.kernel_size)
                 .with_stride(self.stride)
