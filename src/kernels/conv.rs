@@ -120,7 +120,7 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                     width,
                     weight,
                     false,
-                    &cols,
+                    cols,
                     false,
                     [c_out, width, k],
                     false,
@@ -132,13 +132,13 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                     width,
                     weight,
                     false,
-                    &cols,
+                    cols,
                     false,
                     [c_out, width, k],
                     false,
                 );
                 scatter_images(
-                    &product,
+                    product,
                     &mut out[images.start * c_out * p..],
                     images.len(),
                     c_out,
@@ -178,12 +178,12 @@ pub(crate) fn backward(
             } else {
                 grad_chunk.resize(c_out * width, 0.0);
                 gather_images(grad_images, grad_chunk, images.len(), c_out, p);
-                &grad_chunk
+                grad_chunk
             };
             if let Some(grad_w) = grad_w.as_mut() {
                 im2col(g, x, images.clone(), cols);
                 // dW[c_out, K] (+)= dY[c_out, B·P] · cols[K, B·P]ᵀ
-                matmul(grad_w, k, dy, false, &cols, true, [c_out, k, width], n > 0);
+                matmul(grad_w, k, dy, false, cols, true, [c_out, k, width], n > 0);
             }
             if let Some(grad_x) = grad_x.as_mut() {
                 grad_cols.resize(k * width, 0.0);
@@ -198,7 +198,7 @@ pub(crate) fn backward(
                     [k, width, c_out],
                     false,
                 );
-                col2im(g, &grad_cols, images, grad_x);
+                col2im(g, grad_cols, images, grad_x);
             }
         }
     });

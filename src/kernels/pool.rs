@@ -151,7 +151,7 @@ fn locate_maxima(
     for (((rows, cols), best), index) in outputs.zip(best.iter_mut()).zip(index.iter_mut()) {
         let first = rows.0 * w + cols.0;
         let at = if best.is_nan() {
-            taps(rows, cols).filter(|&i| src[i].is_nan()).last()
+            taps(rows, cols).rfind(|&i| src[i].is_nan())
         } else {
             taps(rows, cols).find(|&i| src[i] == *best)
         }
