@@ -5,7 +5,7 @@ mod common;
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor};
-use common::{Golden, devices};
+use common::{Golden, assert_close, devices};
 use ferrovision::nn::{
     AdaptiveAvgPool2d, BatchNorm2d, BatchNorm2dConfig, Conv2dConfig, CrossEntropyLossConfig,
     LinearConfig, MaxPool2dConfig, Reduction, Relu, eval_mode,
@@ -205,6 +205,67 @@ fn batch_norm_matches_torch_in_train_and_eval_mode_with_unbiased_running_var() {
                 &format!("{name} {case} num_batches_tracked"),
                 bn.num_batches_tracked.value(),
                 &format!("{case}.new_num_batches_tracked"),
+            );
+        }
+    }
+}
+
+#[test]
+fn batch_norm_with_relu_is_batch_norm_then_relu_forward_and_backward() {
+    // forward_relu fuses the two on flex; it must give what relu(forward(x)) gives, gradients
+    // included (zero where the output is not positive), in both modes.
+    let g = Golden::open("layers");
+    for (name, device) in devices() {
+        let device = device.autodiff();
+        for (case, train) in [("bn_train", true), ("bn_eval", false)] {
+            let run = |fused: bool| {
+                let bn = golden_bn(&g, case, 1e-5, 0.1, &device);
+                let bn = if train { bn } else { eval_mode(bn) };
+                let x = g.tensor::<4>(&format!("{case}.x"), &device).require_grad();
+                let out = if fused {
+                    bn.forward_relu(x.clone())
+                } else {
+                    Relu.forward(bn.forward(x.clone()))
+                };
+                let upstream = g.tensor::<4>(&format!("{case}.grad_out"), &device);
+                let grads = (out.clone() * upstream).sum().backward();
+                let grad_x = x.grad(&grads).expect("input gradient");
+                let grad_w = bn.weight.val().grad(&grads).expect("weight gradient");
+                (out.inner(), grad_x, grad_w, bn.running_var.value())
+            };
+            let (fused, unfused) = (run(true), run(false));
+            let label = format!("{name} {case} forward_relu");
+            let positive = fused
+                .0
+                .clone()
+                .greater_elem(0.0)
+                .int()
+                .sum()
+                .into_scalar::<i64>();
+            assert!(positive > 0, "{label}: some outputs must be positive");
+            let same = |what: &str, a: Tensor<4>, b: Tensor<4>| {
+                let (shape, values) = (b.dims(), b.into_data().to_vec::<f32>().unwrap());
+                assert_close(&format!("{label} {what}"), a, &shape, &values, 1e-5, 1e-5);
+            };
+            same("output", fused.0, unfused.0);
+            same("grad_x", fused.1, unfused.1);
+            let (shape, values) = ([5], unfused.2.into_data().to_vec::<f32>().unwrap());
+            assert_close(
+                &format!("{label} grad_weight"),
+                fused.2,
+                &shape,
+                &values,
+                1e-5,
+                1e-5,
+            );
+            let (shape, values) = ([5], unfused.3.into_data().to_vec::<f32>().unwrap());
+            assert_close(
+                &format!("{label} running_var"),
+                fused.3,
+                &shape,
+                &values,
+                1e-6,
+                1e-6,
             );
         }
     }

@@ -182,12 +182,13 @@ pub(super) fn batch_norm_train(
     gamma: &Tensor<1>,
     beta: &Tensor<1>,
     eps: f64,
+    relu: bool,
 ) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
     let forward = |x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor| {
         let s = norm_shape(x);
         let stats = norm::batch_stats(&s, values(x));
         let slope = norm::slope(values(gamma), &norm::inv_std(&stats.variance, eps));
-        let out = norm::normalize(&s, values(x), &stats.mean, &slope, values(beta));
+        let out = norm::normalize(&s, values(x), [&stats.mean, &slope, values(beta)], relu);
         (from_values(out, dims::<4>(x)), stats)
     };
     let statistics = |stats: &BatchStats, tracked: bool| {
@@ -217,7 +218,7 @@ pub(super) fn batch_norm_train(
                     .compute_bound()
                     .stateful()
                 {
-                    OpsKind::Tracked(prep) => prep.finish((x, gamma, stats, eps), out),
+                    OpsKind::Tracked(prep) => prep.finish((x, gamma, beta, stats, eps, relu), out),
                     OpsKind::UnTracked(prep) => prep.finish(out),
                 };
                 (
@@ -239,6 +240,7 @@ pub(super) fn batch_norm_eval(
     mean: &Tensor<1>,
     variance: &Tensor<1>,
     eps: f64,
+    relu: bool,
 ) -> Option<Tensor<4>> {
     let stats = [unwrap(mean), unwrap(variance)];
     let constants = |[mean, variance]: [Input; 2]| {
@@ -255,12 +257,12 @@ pub(super) fn batch_norm_eval(
     let [mean, variance] = stats;
     let (mean, inv_std) = constants([mean?, variance?]);
     let forward = |x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor| {
+        let slope = norm::slope(values(gamma), &inv_std);
         let out = norm::normalize(
             &norm_shape(x),
             values(x),
-            &mean,
-            &norm::slope(values(gamma), &inv_std),
-            values(beta),
+            [&mean, &slope, values(beta)],
+            relu,
         );
         from_values(out, dims::<4>(x))
     };
@@ -281,7 +283,9 @@ pub(super) fn batch_norm_eval(
                     .compute_bound()
                     .stateful()
                 {
-                    OpsKind::Tracked(prep) => prep.finish((x, gamma, mean, inv_std), out),
+                    OpsKind::Tracked(prep) => {
+                        prep.finish((x, gamma, beta, mean, inv_std, relu), out)
+                    }
                     OpsKind::UnTracked(prep) => prep.finish(out),
                 };
                 Tensor::from_primitive::<Autodiff<Flex>>(tracked)
@@ -314,20 +318,24 @@ fn register_norm_grads(
 struct BatchNormTrainBackward;
 
 impl Backward<Flex, 3> for BatchNormTrainBackward {
-    type State = (FlexTensor, FlexTensor, BatchStats, f64);
+    type State = (FlexTensor, FlexTensor, FlexTensor, BatchStats, f64, bool);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
-        let (x, gamma, stats, eps) = ops.state;
+        let (x, gamma, beta, stats, eps, relu) = ops.state;
         let s = norm_shape(&x);
-        let result =
-            norm::train_backward(&s, values(&x), values(&gamma), &stats, eps, values(&grad));
-        register_norm_grads(
-            grads,
-            ops.parents.map(|p| p.map(|n| n.id)),
-            (&x, &gamma),
-            result,
-        );
+        let masked;
+        let grad = if relu {
+            let slope = norm::slope(values(&gamma), &norm::inv_std(&stats.variance, eps));
+            let fold = [&stats.mean[..], &slope, values(&beta)];
+            masked = norm::through_relu(&s, values(&x), fold, values(&grad));
+            &masked[..]
+        } else {
+            values(&grad)
+        };
+        let result = norm::train_backward(&s, values(&x), values(&gamma), &stats, eps, grad);
+        let parents = ops.parents.map(|p| p.map(|n| n.id));
+        register_norm_grads(grads, parents, (&x, &gamma), result);
     }
 }
 
@@ -336,26 +344,24 @@ impl Backward<Flex, 3> for BatchNormTrainBackward {
 struct BatchNormEvalBackward;
 
 impl Backward<Flex, 3> for BatchNormEvalBackward {
-    type State = (FlexTensor, FlexTensor, Vec<f32>, Vec<f32>);
+    type State = (FlexTensor, FlexTensor, FlexTensor, Vec<f32>, Vec<f32>, bool);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
-        let (x, gamma, mean, inv_std) = ops.state;
+        let (x, gamma, beta, mean, inv_std, relu) = ops.state;
         let s = norm_shape(&x);
-        let result = norm::eval_backward(
-            &s,
-            values(&x),
-            values(&gamma),
-            &mean,
-            &inv_std,
-            values(&grad),
-        );
-        register_norm_grads(
-            grads,
-            ops.parents.map(|p| p.map(|n| n.id)),
-            (&x, &gamma),
-            result,
-        );
+        let masked;
+        let grad = if relu {
+            let slope = norm::slope(values(&gamma), &inv_std);
+            let fold = [&mean[..], &slope, values(&beta)];
+            masked = norm::through_relu(&s, values(&x), fold, values(&grad));
+            &masked[..]
+        } else {
+            values(&grad)
+        };
+        let result = norm::eval_backward(&s, values(&x), values(&gamma), &mean, &inv_std, grad);
+        let parents = ops.parents.map(|p| p.map(|n| n.id));
+        register_norm_grads(grads, parents, (&x, &gamma), result);
     }
 }
 

@@ -48,8 +48,9 @@ pub(crate) fn conv2d(
     burn::tensor::module::conv2d(x, weight, bias, options)
 }
 
-/// Batch norm with the batch's own statistics: the output, the batch mean and the biased batch
-/// variance (Burn's `batch_norm_train`, or our two-pass kernel on flex).
+/// Batch norm with the batch's own statistics, then ReLU when `relu`: the output, the batch mean
+/// and the biased batch variance (Burn's `batch_norm_train` and `relu`, or our two-pass kernel
+/// on flex, ReLU included in its passes).
 ///
 /// # Shapes
 /// - `x` and output: `[batch, channels, h, w]`; `gamma`, `beta`, mean, variance: `[channels]`
@@ -58,36 +59,44 @@ pub(crate) fn batch_norm_train(
     gamma: Tensor<1>,
     beta: Tensor<1>,
     eps: f64,
+    relu: bool,
 ) -> BatchNormTrainOutput<4> {
     #[cfg(feature = "flex")]
-    if let Some((output, mean, variance)) = flex::batch_norm_train(&x, &gamma, &beta, eps) {
+    if let Some((output, mean, variance)) = flex::batch_norm_train(&x, &gamma, &beta, eps, relu) {
         return BatchNormTrainOutput {
             output,
             mean,
             variance,
         };
     }
-    burn::tensor::module::batch_norm_train(x, gamma, beta, eps)
+    let mut out = burn::tensor::module::batch_norm_train(x, gamma, beta, eps);
+    if relu {
+        out.output = burn::tensor::activation::relu(out.output);
+    }
+    out
 }
 
-/// Batch norm with fixed statistics (eval mode): Burn's `batch_norm`, or our one-pass kernel on
-/// flex.
+/// Batch norm with fixed statistics (eval mode), then ReLU when `relu`: Burn's `batch_norm` and
+/// `relu`, or our one-pass kernel on flex.
 ///
 /// # Shapes
 /// - `x` and output: `[batch, channels, h, w]`; the others: `[channels]`
 pub(crate) fn batch_norm(
     x: Tensor<4>,
-    gamma: Tensor<1>,
-    beta: Tensor<1>,
-    mean: Tensor<1>,
-    variance: Tensor<1>,
+    [gamma, beta, mean, variance]: [Tensor<1>; 4],
     eps: f64,
+    relu: bool,
 ) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if let Some(out) = flex::batch_norm_eval(&x, &gamma, &beta, &mean, &variance, eps) {
+    if let Some(out) = flex::batch_norm_eval(&x, &gamma, &beta, &mean, &variance, eps, relu) {
         return out;
     }
-    burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, eps)
+    let out = burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, eps);
+    if relu {
+        burn::tensor::activation::relu(out)
+    } else {
+        out
+    }
 }
 
 /// `torch.nn.functional.max_pool2d`: Burn's `max_pool2d`, or our kernel on flex for `f32`.

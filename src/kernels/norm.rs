@@ -99,13 +99,12 @@ pub(crate) fn batch_stats(s: &NormShape, x: &[f32]) -> BatchStats {
 }
 
 /// `y = (x - center[c]) · scale[c] + shift[c]`: batch norm with its statistics and affine
-/// folded into three numbers per channel.
+/// folded into three numbers per channel; followed by ReLU (`max(y, 0)`) when `relu`.
 pub(crate) fn normalize(
     s: &NormShape,
     x: &[f32],
-    center: &[f32],
-    scale: &[f32],
-    shift: &[f32],
+    [center, scale, shift]: [&[f32]; 3],
+    relu: bool,
 ) -> Vec<f32> {
     let mut out = vec![0.0; x.len()];
     out.par_chunks_mut(s.pixels)
@@ -114,8 +113,37 @@ pub(crate) fn normalize(
         .for_each(|(plane, (dst, src))| {
             let c = plane % s.channels;
             let (m, a, b) = (center[c], scale[c], shift[c]);
-            for (d, v) in dst.iter_mut().zip(src) {
-                *d = (v - m) * a + b;
+            if relu {
+                for (d, v) in dst.iter_mut().zip(src) {
+                    *d = ((v - m) * a + b).max(0.0);
+                }
+            } else {
+                for (d, v) in dst.iter_mut().zip(src) {
+                    *d = (v - m) * a + b;
+                }
+            }
+        });
+    out
+}
+
+/// The gradient `grad` of a fused batch norm + ReLU taken back through the ReLU: zero wherever
+/// the output `(x - center) · scale + shift`, recomputed exactly as [`normalize`] made it, is
+/// not positive (PyTorch's ReLU has gradient 0 at 0).
+pub(crate) fn through_relu(
+    s: &NormShape,
+    x: &[f32],
+    [center, scale, shift]: [&[f32]; 3],
+    grad: &[f32],
+) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    out.par_chunks_mut(s.pixels)
+        .zip(x.par_chunks(s.pixels).zip(grad.par_chunks(s.pixels)))
+        .enumerate()
+        .for_each(|(plane, (dst, (xs, dys)))| {
+            let c = plane % s.channels;
+            let (m, a, b) = (center[c], scale[c], shift[c]);
+            for ((d, v), dy) in dst.iter_mut().zip(xs).zip(dys) {
+                *d = if (v - m) * a + b > 0.0 { *dy } else { 0.0 };
             }
         });
     out
@@ -188,7 +216,7 @@ pub(crate) fn eval_backward(
     grad: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let zeros = vec![0.0; s.channels];
-    let grad_x = normalize(s, grad, &zeros, &slope(gamma, inv_std), &zeros);
+    let grad_x = normalize(s, grad, [&zeros, &slope(gamma, inv_std), &zeros], false);
     let (grad_beta, grad_gamma) = (0..s.channels)
         .into_par_iter()
         .map(|c| {

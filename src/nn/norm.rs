@@ -105,22 +105,44 @@ impl BatchNorm2d {
     /// In training mode, when a channel holds a single value (`batch * height * width == 1`),
     /// as PyTorch refuses it too: its variance is undefined.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        self.normalize(input, false)
+    }
+
+    /// `relu(self.forward(input))` in one pass (on the flex CPU device; elsewhere the two ops in
+    /// turn), as every batch norm of a ResNet is followed by a ReLU but the last of each block.
+    ///
+    /// ```
+    /// use burn::tensor::{Distribution, Tensor};
+    /// use ferrovision::nn::BatchNorm2dConfig;
+    /// let device = ferrovision::device::cpu();
+    /// let bn = BatchNorm2dConfig::new(3).init(&device);
+    /// let x = Tensor::<4>::random([2, 3, 4, 4], Distribution::Normal(0.0, 1.0), &device);
+    /// let y = bn.forward_relu(x);
+    /// assert!(y.min().into_scalar::<f32>() >= 0.0);
+    /// ```
+    ///
+    /// # Shapes and panics
+    /// As [`forward`](Self::forward).
+    pub fn forward_relu(&self, input: Tensor<4>) -> Tensor<4> {
+        self.normalize(input, true)
+    }
+
+    fn normalize(&self, input: Tensor<4>, relu: bool) -> Tensor<4> {
         if self.training.is_enabled() {
-            self.forward_train(input)
+            self.forward_train(input, relu)
         } else {
             let device = input.device();
-            batch_norm(
-                input,
+            let statistics = [
                 self.weight.val(),
                 self.bias.val(),
                 self.running_mean.value().to_device(&device),
                 self.running_var.value().to_device(&device),
-                self.eps,
-            )
+            ];
+            batch_norm(input, statistics, self.eps, relu)
         }
     }
 
-    fn forward_train(&self, input: Tensor<4>) -> Tensor<4> {
+    fn forward_train(&self, input: Tensor<4>, relu: bool) -> Tensor<4> {
         let [batch, _, height, width] = input.dims();
         let count = batch * height * width;
         assert!(
@@ -129,7 +151,7 @@ impl BatchNorm2d {
             input.dims()
         );
         let device = input.device();
-        let out = batch_norm_train(input, self.weight.val(), self.bias.val(), self.eps);
+        let out = batch_norm_train(input, self.weight.val(), self.bias.val(), self.eps, relu);
         let unbiased = out
             .variance
             .detach()

@@ -91,9 +91,7 @@ impl BasicBlock {
     /// - input: `[batch, in_channels, h, w]`
     /// - output: `[batch, planes, h / stride, w / stride]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let out = self
-            .relu
-            .forward(self.bn1.forward(self.conv1.forward(input.clone())));
+        let out = self.bn1.forward_relu(self.conv1.forward(input.clone()));
         let out = self.bn2.forward(self.conv2.forward(out));
         self.relu.forward(out + shortcut(&self.downsample, input))
     }
@@ -143,10 +141,8 @@ impl Bottleneck {
     /// - input: `[batch, in_channels, h, w]`
     /// - output: `[batch, planes * 4, h / stride, w / stride]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let out = self
-            .relu
-            .forward(self.bn1.forward(self.conv1.forward(input.clone())));
-        let out = self.relu.forward(self.bn2.forward(self.conv2.forward(out)));
+        let out = self.bn1.forward_relu(self.conv1.forward(input.clone()));
+        let out = self.bn2.forward_relu(self.conv2.forward(out));
         let out = self.bn3.forward(self.conv3.forward(out));
         self.relu.forward(out + shortcut(&self.downsample, input))
     }
