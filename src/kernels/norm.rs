@@ -99,7 +99,7 @@ pub(crate) fn batch_stats(s: &NormShape, x: &[f32]) -> BatchStats {
 }
 
 /// `y = (x - center[c]) · scale[c] + shift[c]`: batch norm with its statistics and affine
-/// folded into three numbers per channel; followed by ReLU (`max(y, 0)`) when `relu`.
+/// folded into three numbers per channel; followed by ReLU when `relu`.
 pub(crate) fn normalize(
     s: &NormShape,
     x: &[f32],
@@ -115,7 +115,8 @@ pub(crate) fn normalize(
             let (m, a, b) = (center[c], scale[c], shift[c]);
             if relu {
                 for (d, v) in dst.iter_mut().zip(src) {
-                    *d = ((v - m) * a + b).max(0.0);
+                    let y = (v - m) * a + b;
+                    *d = keep_if_positive(y, y);
                 }
             } else {
                 for (d, v) in dst.iter_mut().zip(src) {
@@ -143,10 +144,18 @@ pub(crate) fn through_relu(
             let c = plane % s.channels;
             let (m, a, b) = (center[c], scale[c], shift[c]);
             for ((d, v), dy) in dst.iter_mut().zip(xs).zip(dys) {
-                *d = if (v - m) * a + b > 0.0 { *dy } else { 0.0 };
+                *d = keep_if_positive((v - m) * a + b, *dy);
             }
         });
     out
+}
+
+/// `value` where the ReLU input `y` passes (positive, or NaN, which PyTorch's ReLU propagates),
+/// else 0: a bit mask, so the loops around it vectorise.
+#[inline(always)]
+fn keep_if_positive(y: f32, value: f32) -> f32 {
+    let mask = u32::from(!(y <= 0.0)).wrapping_neg();
+    f32::from_bits(value.to_bits() & mask)
 }
 
 /// `1 / sqrt(variance + eps)` per channel, rounded once from `f64`.
