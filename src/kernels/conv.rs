@@ -112,38 +112,29 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
         for images in g.chunks() {
             let width = images.len() * p;
             im2col(g, x, images.clone(), cols);
-            if images.len() == 1 {
-                // One image: the product is already in NCHW order.
-                let dst = &mut out[images.start * c_out * p..][..c_out * p];
-                matmul(
-                    dst,
-                    width,
-                    weight,
-                    false,
-                    cols,
-                    false,
-                    [c_out, width, k],
-                    false,
-                );
-            } else {
+            // One image: the product is already in NCHW order; several: side by side.
+            let single = images.len() == 1;
+            if !single {
                 product.resize(c_out * width, 0.0);
-                matmul(
-                    product,
-                    width,
-                    weight,
-                    false,
-                    cols,
-                    false,
-                    [c_out, width, k],
-                    false,
-                );
-                scatter_images(
-                    product,
-                    &mut out[images.start * c_out * p..],
-                    images.len(),
-                    c_out,
-                    p,
-                );
+            }
+            let dst = if single {
+                &mut out[images.start * c_out * p..][..c_out * p]
+            } else {
+                &mut product[..]
+            };
+            matmul(
+                dst,
+                width,
+                weight,
+                false,
+                cols,
+                false,
+                [c_out, width, k],
+                false,
+            );
+            if !single {
+                let dst = &mut out[images.start * c_out * p..];
+                scatter_images(product, dst, images.len(), c_out, p);
             }
         }
     });

@@ -4,6 +4,7 @@
 //! wrapper of it), the kernel runs on its `f32` values, and the result is wrapped back. On an
 //! autodiff device the op is recorded in Burn's graph with our own backward step.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use burn::backend::autodiff::NodeId;
@@ -313,6 +314,22 @@ fn register_norm_grads(
     }
 }
 
+/// The output gradient of a batch norm taken back through its fused ReLU (when `relu`), the
+/// output recomputed from `x` and the folded statistics `[center, scale, shift]`.
+fn through_relu<'a>(
+    relu: bool,
+    s: &NormShape,
+    x: &FlexTensor,
+    fold: [&[f32]; 3],
+    grad: &'a FlexTensor,
+) -> Cow<'a, [f32]> {
+    if relu {
+        Cow::Owned(norm::through_relu(s, values(x), fold, values(grad)))
+    } else {
+        Cow::Borrowed(values(grad))
+    }
+}
+
 /// The backward step of [`batch_norm_train`].
 #[derive(Debug)]
 struct BatchNormTrainBackward;
@@ -324,16 +341,9 @@ impl Backward<Flex, 3> for BatchNormTrainBackward {
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
         let (x, gamma, beta, stats, eps, relu) = ops.state;
         let s = norm_shape(&x);
-        let masked;
-        let grad = if relu {
-            let slope = norm::slope(values(&gamma), &norm::inv_std(&stats.variance, eps));
-            let fold = [&stats.mean[..], &slope, values(&beta)];
-            masked = norm::through_relu(&s, values(&x), fold, values(&grad));
-            &masked[..]
-        } else {
-            values(&grad)
-        };
-        let result = norm::train_backward(&s, values(&x), values(&gamma), &stats, eps, grad);
+        let slope = norm::slope(values(&gamma), &norm::inv_std(&stats.variance, eps));
+        let grad = through_relu(relu, &s, &x, [&stats.mean, &slope, values(&beta)], &grad);
+        let result = norm::train_backward(&s, values(&x), values(&gamma), &stats, eps, &grad);
         let parents = ops.parents.map(|p| p.map(|n| n.id));
         register_norm_grads(grads, parents, (&x, &gamma), result);
     }
@@ -350,16 +360,9 @@ impl Backward<Flex, 3> for BatchNormEvalBackward {
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
         let (x, gamma, beta, mean, inv_std, relu) = ops.state;
         let s = norm_shape(&x);
-        let masked;
-        let grad = if relu {
-            let slope = norm::slope(values(&gamma), &inv_std);
-            let fold = [&mean[..], &slope, values(&beta)];
-            masked = norm::through_relu(&s, values(&x), fold, values(&grad));
-            &masked[..]
-        } else {
-            values(&grad)
-        };
-        let result = norm::eval_backward(&s, values(&x), values(&gamma), &mean, &inv_std, grad);
+        let slope = norm::slope(values(&gamma), &inv_std);
+        let grad = through_relu(relu, &s, &x, [&mean, &slope, values(&beta)], &grad);
+        let result = norm::eval_backward(&s, values(&x), values(&gamma), &mean, &inv_std, &grad);
         let parents = ops.parents.map(|p| p.map(|n| n.id));
         register_norm_grads(grads, parents, (&x, &gamma), result);
     }

@@ -157,7 +157,10 @@ pub(crate) fn adam(step: &AdamStep, tensors: AdamTensors) -> Result<AdamTensors,
     #[cfg(feature = "flex")]
     return flex::adam(step, tensors);
     #[cfg(not(feature = "flex"))]
-    Err(Box::new(tensors))
+    {
+        let _ = step;
+        Err(Box::new(tensors))
+    }
 }
 
 /// The geometry our kernel handles, or `None` for grouped convolutions and shapes Burn should
