@@ -154,7 +154,7 @@ pub(crate) fn through_relu(
 /// else 0: a bit mask, so the loops around it vectorise.
 #[inline(always)]
 fn keep_if_positive(y: f32, value: f32) -> f32 {
-    let mask = u32::from(!(y <= 0.0)).wrapping_neg();
+    let mask = u32::from(y > 0.0 || y.is_nan()).wrapping_neg();
     f32::from_bits(value.to_bits() & mask)
 }
 
