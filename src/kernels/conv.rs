@@ -13,12 +13,16 @@
 //!
 //! where `K = c_in·kh·kw` (one patch), `P = h_out·w_out` and `B` images form one chunk.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
-/// Columns (`B·P`) a chunk aims for: enough for the widest gemm kernels and both threads.
-const MIN_COLUMNS: usize = 512;
-/// Largest patch matrix of one chunk, in floats (16 MiB), unless one image alone needs more.
-const MAX_CHUNK_FLOATS: usize = 1 << 22;
+/// Columns a chunk aims for: enough for the widest gemm kernels and both threads. (Tiny in unit
+/// tests, so their small shapes take every path.)
+const MIN_COLUMNS: usize = if cfg!(test) { 16 } else { 512 };
+/// Largest patch matrix of one chunk, in floats (4 MiB, so it is still in cache when gemm reads
+/// it), unless one output row alone needs more.
+const MAX_CHUNK_FLOATS: usize = if cfg!(test) { 1 << 12 } else { 1 << 20 };
 /// Output widths below which im2col / col2im go through a per-pixel source table: row copies
 /// of a few floats cost more in loop and call overhead than they move.
 const TABLE_MAX_WIDTH: usize = 8;
@@ -62,14 +66,6 @@ impl ConvGeometry {
         h * w
     }
 
-    /// Images per chunk: enough for [`MIN_COLUMNS`] columns, no more than [`MAX_CHUNK_FLOATS`].
-    fn chunk_images(&self) -> usize {
-        let per_image = self.patch_len() * self.out_pixels();
-        let wanted = MIN_COLUMNS.div_ceil(self.out_pixels());
-        let affordable = (MAX_CHUNK_FLOATS / per_image.max(1)).max(1);
-        wanted.min(affordable).clamp(1, self.batch.max(1))
-    }
-
     /// For each kernel tap `(i, j)` and output pixel, the input pixel it reads within one
     /// plane, or [`PADDING`]: `[kh·kw, P]`, row-major. `None` for wide outputs, which copy rows.
     fn source_table(&self) -> Option<Vec<u32>> {
@@ -93,12 +89,54 @@ impl ConvGeometry {
         Some(table)
     }
 
-    fn chunks(&self) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
-        let step = self.chunk_images();
-        let batch = self.batch;
-        (0..batch)
-            .step_by(step)
-            .map(move |start| start..(start + step).min(batch))
+    /// The blocks of output columns, in order: whole images side by side while an image has
+    /// fewer than [`MIN_COLUMNS`] pixels, else bands of output rows of one image, each with
+    /// at least [`MIN_COLUMNS`] columns and at most [`MAX_CHUNK_FLOATS`] patch values.
+    fn chunks(&self) -> Vec<Chunk> {
+        let [h_out, w_out] = self.out_size().expect("checked by the caller");
+        let (k, p) = (self.patch_len(), h_out * w_out);
+        if p >= MIN_COLUMNS {
+            let rows = (MAX_CHUNK_FLOATS / (k * w_out)).clamp(MIN_COLUMNS.div_ceil(w_out), h_out);
+            (0..self.batch)
+                .flat_map(|b| {
+                    (0..h_out).step_by(rows).map(move |r| Chunk {
+                        images: b..b + 1,
+                        rows: r..(r + rows).min(h_out),
+                    })
+                })
+                .collect()
+        } else {
+            let wanted = MIN_COLUMNS.div_ceil(p);
+            let affordable = (MAX_CHUNK_FLOATS / (k * p)).max(1);
+            let step = wanted.min(affordable).clamp(1, self.batch.max(1));
+            (0..self.batch)
+                .step_by(step)
+                .map(|b| Chunk {
+                    images: b..(b + step).min(self.batch),
+                    rows: 0..h_out,
+                })
+                .collect()
+        }
+    }
+}
+
+/// A block of output columns of one gemm: `rows` (output rows) of each of `images`, image after
+/// image. Several images only ever come with all their rows.
+#[derive(Clone, Debug)]
+struct Chunk {
+    images: Range<usize>,
+    rows: Range<usize>,
+}
+
+impl Chunk {
+    /// Output pixels of one image in the chunk, as a range of that image's pixel indices.
+    fn pixels(&self, w_out: usize) -> Range<usize> {
+        self.rows.start * w_out..self.rows.end * w_out
+    }
+
+    /// Columns of the chunk's matrices.
+    fn width(&self, w_out: usize) -> usize {
+        self.images.len() * self.rows.len() * w_out
     }
 }
 
@@ -106,35 +144,32 @@ impl ConvGeometry {
 /// without bias, as `[batch, c_out, h_out, w_out]`.
 pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, p, c_out) = (g.patch_len(), g.out_pixels(), g.out_channels);
+    let w_out = p / g.out_size().expect("checked by the caller")[0];
     let mut out = vec![0.0; g.batch * c_out * p];
     Scratch::with(|scratch| {
         let Scratch { cols, product, .. } = scratch;
-        for images in g.chunks() {
-            let width = images.len() * p;
-            im2col(g, x, images.clone(), cols);
-            // One image: the product is already in NCHW order; several: side by side.
-            let single = images.len() == 1;
-            if !single {
-                product.resize(c_out * width, 0.0);
-            }
-            let dst = if single {
-                &mut out[images.start * c_out * p..][..c_out * p]
-            } else {
-                &mut product[..]
+        for chunk in g.chunks() {
+            let width = chunk.width(w_out);
+            im2col(g, x, &chunk, cols);
+            let w = Operand {
+                values: weight,
+                stride: k,
+                transposed: false,
             };
-            matmul(
-                dst,
-                width,
-                weight,
-                false,
-                cols,
-                false,
-                [c_out, width, k],
-                false,
-            );
-            if !single {
-                let dst = &mut out[images.start * c_out * p..];
-                scatter_images(product, dst, images.len(), c_out, p);
+            let patches = Operand {
+                values: cols,
+                stride: width,
+                transposed: false,
+            };
+            let start = chunk.images.start * c_out * p;
+            if chunk.images.len() == 1 {
+                // One image: the product lands in NCHW order, its rows P apart.
+                let dst = &mut out[start + chunk.pixels(w_out).start..];
+                matmul(dst, p, w, patches, [c_out, width, k], false);
+            } else {
+                product.resize(c_out * width, 0.0);
+                matmul(product, width, w, patches, [c_out, width, k], false);
+                scatter_images(product, &mut out[start..], chunk.images.len(), c_out, p);
             }
         }
     });
@@ -152,6 +187,7 @@ pub(crate) fn backward(
     want_weight: bool,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (k, p, c_out) = (g.patch_len(), g.out_pixels(), g.out_channels);
+    let w_out = p / g.out_size().expect("checked by the caller")[0];
     let mut grad_x = want_input.then(|| vec![0.0; x.len()]);
     let mut grad_w = want_weight.then(|| vec![0.0; weight.len()]);
     Scratch::with(|scratch| {
@@ -160,36 +196,48 @@ pub(crate) fn backward(
             grad_cols,
             product: grad_chunk,
         } = scratch;
-        for (n, images) in g.chunks().enumerate() {
-            let width = images.len() * p;
-            let grad_images = &grad[images.start * c_out * p..][..images.len() * c_out * p];
-            // The output gradient as `[c_out, B·P]`: a view of one image, or its images side by side.
-            let dy: &[f32] = if images.len() == 1 {
-                grad_images
+        for (n, chunk) in g.chunks().into_iter().enumerate() {
+            let width = chunk.width(w_out);
+            let start = chunk.images.start * c_out * p;
+            // The output gradient as `[c_out, width]`: a view into one image (rows P apart), or
+            // several images gathered side by side.
+            let dy = if chunk.images.len() == 1 {
+                let values = &grad[start + chunk.pixels(w_out).start..];
+                Operand {
+                    values,
+                    stride: p,
+                    transposed: false,
+                }
             } else {
                 grad_chunk.resize(c_out * width, 0.0);
-                gather_images(grad_images, grad_chunk, images.len(), c_out, p);
-                grad_chunk
+                let images = &grad[start..][..chunk.images.len() * c_out * p];
+                gather_images(images, grad_chunk, chunk.images.len(), c_out, p);
+                Operand {
+                    values: grad_chunk,
+                    stride: width,
+                    transposed: false,
+                }
             };
             if let Some(grad_w) = grad_w.as_mut() {
-                im2col(g, x, images.clone(), cols);
-                // dW[c_out, K] (+)= dY[c_out, B·P] · cols[K, B·P]ᵀ
-                matmul(grad_w, k, dy, false, cols, true, [c_out, k, width], n > 0);
+                im2col(g, x, &chunk, cols);
+                // dW[c_out, K] (+)= dY[c_out, width] · cols[K, width]ᵀ
+                let patches = Operand {
+                    values: cols,
+                    stride: width,
+                    transposed: true,
+                };
+                matmul(grad_w, k, dy, patches, [c_out, k, width], n > 0);
             }
             if let Some(grad_x) = grad_x.as_mut() {
                 grad_cols.resize(k * width, 0.0);
-                // dcols[K, B·P] = W[c_out, K]ᵀ · dY[c_out, B·P]
-                matmul(
-                    grad_cols,
-                    width,
-                    weight,
-                    true,
-                    dy,
-                    false,
-                    [k, width, c_out],
-                    false,
-                );
-                col2im(g, grad_cols, images, grad_x);
+                // dcols[K, width] = W[c_out, K]ᵀ · dY[c_out, width]
+                let w = Operand {
+                    values: weight,
+                    stride: k,
+                    transposed: true,
+                };
+                matmul(grad_cols, width, w, dy, [k, width, c_out], false);
+                col2im(g, grad_cols, &chunk, grad_x);
             }
         }
     });
@@ -220,25 +268,49 @@ impl Scratch {
     }
 }
 
-/// `dst[m, n] (+)= lhs · rhs` with row-major operands: `lhs` is `[m, depth]` (or `[depth, m]`
-/// when `lhs_t`), `rhs` is `[depth, n]` (or `[n, depth]` when `rhs_t`); `dst` rows are
-/// `dst_stride` apart. Accumulates into `dst` when `accumulate`.
-#[allow(clippy::too_many_arguments)]
+/// A row-major matrix in a slice, rows `stride` apart, used as stored or transposed.
+#[derive(Clone, Copy)]
+struct Operand<'a> {
+    values: &'a [f32],
+    stride: usize,
+    transposed: bool,
+}
+
+impl Operand<'_> {
+    /// (column stride, row stride) of the `[rows, cols]` matrix this operand stands for, as
+    /// gemm takes them, after checking the slice holds it.
+    fn strides(&self, rows: usize, cols: usize) -> (isize, isize) {
+        let (stored_rows, stored_cols) = if self.transposed {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
+        assert!(
+            stored_cols <= self.stride
+                && self.values.len() >= (stored_rows - 1) * self.stride + stored_cols
+        );
+        let stride = self.stride as isize;
+        if self.transposed {
+            (stride, 1)
+        } else {
+            (1, stride)
+        }
+    }
+}
+
+/// `dst[m, n] (+)= lhs[m, depth] · rhs[depth, n]`, `dst` rows `dst_stride` apart; accumulates
+/// into `dst` when `accumulate`.
 fn matmul(
     dst: &mut [f32],
     dst_stride: usize,
-    lhs: &[f32],
-    lhs_t: bool,
-    rhs: &[f32],
-    rhs_t: bool,
+    lhs: Operand<'_>,
+    rhs: Operand<'_>,
     [m, n, depth]: [usize; 3],
     accumulate: bool,
 ) {
-    assert!(dst.len() >= (m - 1) * dst_stride + n && lhs.len() >= m * depth);
-    assert!(rhs.len() >= depth * n);
-    // (column stride, row stride) of each operand, as gemm takes them.
-    let (lhs_cs, lhs_rs) = if lhs_t { (m, 1) } else { (1, depth) };
-    let (rhs_cs, rhs_rs) = if rhs_t { (depth, 1) } else { (1, n) };
+    assert!(n <= dst_stride && dst.len() >= (m - 1) * dst_stride + n);
+    let (lhs_cs, lhs_rs) = lhs.strides(m, depth);
+    let (rhs_cs, rhs_rs) = rhs.strides(depth, n);
     let parallelism = if m * n * depth >= PARALLEL_FLOPS {
         gemm::Parallelism::Rayon(0)
     } else {
@@ -254,12 +326,12 @@ fn matmul(
             1,
             dst_stride as isize,
             accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
+            lhs.values.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.values.as_ptr(),
+            rhs_cs,
+            rhs_rs,
             1.0,
             1.0,
             false,
@@ -270,20 +342,22 @@ fn matmul(
     }
 }
 
-/// Fills `cols` (`[K, B·P]`) with the patches of `images`: row `(c, i, j)`, column
-/// `b·P + oy·w_out + ox` holds `x[b, c, oy·s - pad + i·d, ox·s - pad + j·d]`, or 0 in the padding.
-fn im2col(g: &ConvGeometry, x: &[f32], images: std::ops::Range<usize>, cols: &mut Vec<f32>) {
-    let width = images.len() * g.out_pixels();
+/// Fills `cols` (`[K, width]`) with the patches of `chunk`: row `(c, i, j)`, column
+/// `slot·R·w_out + r·w_out + ox` (the chunk's `slot`-th image, its `r`-th output row `oy`) holds
+/// `x[b, c, oy·s - pad + i·d, ox·s - pad + j·d]`, or 0 in the padding.
+fn im2col(g: &ConvGeometry, x: &[f32], chunk: &Chunk, cols: &mut Vec<f32>) {
+    let w_out = g.out_size().expect("checked by the caller")[1];
+    let width = chunk.width(w_out);
     cols.resize(g.patch_len() * width, 0.0);
     match g.source_table() {
         Some(table) => cols
             .par_chunks_mut(width)
             .enumerate()
-            .for_each(|(row, dst)| im2col_row_by_table(g, x, images.clone(), row, &table, dst)),
+            .for_each(|(row, dst)| im2col_row_by_table(g, x, chunk, row, &table, dst)),
         None => cols
             .par_chunks_mut(width)
             .enumerate()
-            .for_each(|(row, dst)| im2col_row(g, x, images.clone(), row, dst)),
+            .for_each(|(row, dst)| im2col_row(g, x, chunk, row, dst)),
     }
 }
 
@@ -292,17 +366,21 @@ fn im2col(g: &ConvGeometry, x: &[f32], images: std::ops::Range<usize>, cols: &mu
 fn im2col_row_by_table(
     g: &ConvGeometry,
     x: &[f32],
-    images: std::ops::Range<usize>,
+    chunk: &Chunk,
     row: usize,
     table: &[u32],
     dst: &mut [f32],
 ) {
     let taps = g.kernel[0] * g.kernel[1];
     let plane_len = g.in_size[0] * g.in_size[1];
-    let p = g.out_pixels();
+    let (p, w_out) = (
+        g.out_pixels(),
+        g.out_size().expect("checked by the caller")[1],
+    );
+    let pixels = chunk.pixels(w_out);
     let (c, tap) = (row / taps, row % taps);
-    let sources = &table[tap * p..][..p];
-    for (b, dst) in images.zip(dst.chunks_exact_mut(p)) {
+    let sources = &table[tap * p..][pixels.clone()];
+    for (b, dst) in chunk.images.clone().zip(dst.chunks_exact_mut(pixels.len())) {
         let plane = &x[(b * g.in_channels + c) * plane_len..][..plane_len];
         for (d, &source) in dst.iter_mut().zip(sources) {
             *d = if source == PADDING {
@@ -314,25 +392,18 @@ fn im2col_row_by_table(
     }
 }
 
-/// Row `(c, i, j)` of [`im2col`]: one kernel tap over every output pixel of `images`.
+/// Row `(c, i, j)` of [`im2col`]: one kernel tap over every output pixel of `chunk`.
 #[inline(never)]
-fn im2col_row(
-    g: &ConvGeometry,
-    x: &[f32],
-    images: std::ops::Range<usize>,
-    row: usize,
-    dst: &mut [f32],
-) {
-    let [h_out, w_out] = g.out_size().expect("checked by the caller");
+fn im2col_row(g: &ConvGeometry, x: &[f32], chunk: &Chunk, row: usize, dst: &mut [f32]) {
+    let w_out = g.out_size().expect("checked by the caller")[1];
     let [h, w] = g.in_size;
     let [kh, kw] = g.kernel;
-    let p = h_out * w_out;
     let (c, i, j) = (row / (kh * kw), row / kw % kh, row % kw);
     let (lo, hi) = valid_outputs(j, w_out, g);
-    for (slot, b) in images.enumerate() {
+    let per_image = chunk.rows.len() * w_out;
+    for (b, dst) in chunk.images.clone().zip(dst.chunks_exact_mut(per_image)) {
         let plane = &x[(b * g.in_channels + c) * h * w..][..h * w];
-        let dst = &mut dst[slot * p..][..p];
-        for (oy, out_row) in dst.chunks_exact_mut(w_out).enumerate() {
+        for (oy, out_row) in chunk.rows.clone().zip(dst.chunks_exact_mut(w_out)) {
             let Some(iy) = source_index(oy, i, g, 0).filter(|_| lo < hi) else {
                 out_row.fill(0.0);
                 continue;
@@ -353,21 +424,20 @@ fn im2col_row(
     }
 }
 
-/// Adds the patch gradients `cols` (`[K, B·P]`) of `images` back onto their input pixels.
-fn col2im(g: &ConvGeometry, cols: &[f32], images: std::ops::Range<usize>, grad_x: &mut [f32]) {
-    let [h, w] = g.in_size;
-    let width = images.len() * g.out_pixels();
-    let planes =
-        &mut grad_x[images.start * g.in_channels * h * w..][..images.len() * g.in_channels * h * w];
+/// Adds the patch gradients `cols` (`[K, width]`) of `chunk` back onto their input pixels.
+fn col2im(g: &ConvGeometry, cols: &[f32], chunk: &Chunk, grad_x: &mut [f32]) {
+    let plane_len = g.in_size[0] * g.in_size[1];
+    let planes = &mut grad_x[chunk.images.start * g.in_channels * plane_len..]
+        [..chunk.images.len() * g.in_channels * plane_len];
     match g.source_table() {
         Some(table) => planes
-            .par_chunks_mut(h * w)
+            .par_chunks_mut(plane_len)
             .enumerate()
-            .for_each(|(index, plane)| col2im_plane_by_table(g, cols, width, index, &table, plane)),
+            .for_each(|(index, plane)| col2im_plane_by_table(g, cols, chunk, index, &table, plane)),
         None => planes
-            .par_chunks_mut(h * w)
+            .par_chunks_mut(plane_len)
             .enumerate()
-            .for_each(|(index, plane)| col2im_plane(g, cols, width, index, plane)),
+            .for_each(|(index, plane)| col2im_plane(g, cols, chunk, index, plane)),
     }
 }
 
@@ -376,17 +446,21 @@ fn col2im(g: &ConvGeometry, cols: &[f32], images: std::ops::Range<usize>, grad_x
 fn col2im_plane_by_table(
     g: &ConvGeometry,
     cols: &[f32],
-    width: usize,
+    chunk: &Chunk,
     index: usize,
     table: &[u32],
     plane: &mut [f32],
 ) {
     let taps = g.kernel[0] * g.kernel[1];
-    let p = g.out_pixels();
+    let (p, w_out) = (
+        g.out_pixels(),
+        g.out_size().expect("checked by the caller")[1],
+    );
+    let (pixels, width) = (chunk.pixels(w_out), chunk.width(w_out));
     let (slot, c) = (index / g.in_channels, index % g.in_channels);
     for (tap, sources) in table.chunks_exact(p).enumerate() {
-        let row = &cols[(c * taps + tap) * width + slot * p..][..p];
-        for (&source, v) in sources.iter().zip(row) {
+        let row = &cols[(c * taps + tap) * width + slot * pixels.len()..][..pixels.len()];
+        for (&source, v) in sources[pixels.clone()].iter().zip(row) {
             if source != PADDING {
                 plane[source as usize] += v;
             }
@@ -396,11 +470,11 @@ fn col2im_plane_by_table(
 
 /// Plane `index` (image `index / c_in` of the chunk, channel `index % c_in`) of [`col2im`].
 #[inline(never)]
-fn col2im_plane(g: &ConvGeometry, cols: &[f32], width: usize, index: usize, plane: &mut [f32]) {
-    let [h_out, w_out] = g.out_size().expect("checked by the caller");
+fn col2im_plane(g: &ConvGeometry, cols: &[f32], chunk: &Chunk, index: usize, plane: &mut [f32]) {
+    let w_out = g.out_size().expect("checked by the caller")[1];
     let w = g.in_size[1];
     let [kh, kw] = g.kernel;
-    let p = h_out * w_out;
+    let (per_image, width) = (chunk.rows.len() * w_out, chunk.width(w_out));
     let (slot, c) = (index / g.in_channels, index % g.in_channels);
     for i in 0..kh {
         for j in 0..kw {
@@ -410,8 +484,8 @@ fn col2im_plane(g: &ConvGeometry, cols: &[f32], width: usize, index: usize, plan
             }
             let n = hi - lo;
             let first = lo * g.stride[1] + j * g.dilation[1] - g.padding[1];
-            let row = &cols[(c * kh * kw + i * kw + j) * width + slot * p..][..p];
-            for (oy, src) in row.chunks_exact(w_out).enumerate() {
+            let row = &cols[(c * kh * kw + i * kw + j) * width + slot * per_image..][..per_image];
+            for (oy, src) in chunk.rows.clone().zip(row.chunks_exact(w_out)) {
                 let Some(iy) = source_index(oy, i, g, 0) else {
                     continue;
                 };
@@ -559,6 +633,33 @@ mod tests {
                 "{what}[{i}]: {a} vs {e}"
             );
         }
+    }
+
+    /// Chunks cover every output column once, in order; the test geometries include bands of
+    /// rows within an image and several whole images per chunk, so the tests below take both.
+    #[test]
+    fn chunks_cover_every_output_column_once() {
+        let (mut bands, mut groups) = (0, 0);
+        for g in geometries() {
+            let h_out = g.out_size().unwrap()[0];
+            let mut next = (0, 0); // (image, row) expected next
+            for chunk in g.chunks() {
+                assert_eq!((chunk.images.start, chunk.rows.start), next, "{g:?}");
+                if chunk.images.len() > 1 {
+                    assert_eq!(chunk.rows, 0..h_out);
+                    groups += 1;
+                } else if chunk.rows.len() < h_out {
+                    bands += 1;
+                }
+                next = if chunk.rows.end == h_out {
+                    (chunk.images.end, 0)
+                } else {
+                    (chunk.images.start, chunk.rows.end)
+                };
+            }
+            assert_eq!(next, (g.batch, 0), "{g:?}");
+        }
+        assert!(bands > 0 && groups > 0, "bands {bands}, groups {groups}");
     }
 
     #[test]
