@@ -1,17 +1,18 @@
-//! 2-D convolution on `f32` slices: im2col over a chunk of images and one large gemm.
+//! 2-D convolution on `f32` slices: im2col over a chunk of output columns and one gemm per chunk.
 //!
 //! Burn's CPU convolutions run one gemm per image and per 512-pixel tile, and compute the weight
 //! gradient as a convolution whose "kernel" is the output gradient. At ResNet's small late-stage
 //! feature maps (4 or 16 pixels an image) the gemms are a few rows thin, and the weight gradient
-//! is a chain of thin products over every input channel. Here the columns of several images sit
-//! side by side in one matrix, so every product has at least [`MIN_COLUMNS`] columns and runs
-//! on the full-width gemm kernels:
+//! is a chain of thin products over every input channel. Here a chunk of output columns is
+//! either several small images side by side or a band of output rows of one large image, so
+//! every product has at least [`MIN_COLUMNS`] columns (the full-width gemm kernels) and its
+//! patch matrix stays within [`MAX_CHUNK_FLOATS`] (in cache between im2col and gemm):
 //!
-//! - forward: `Y[c_out, B·P] = W[c_out, K] · cols[K, B·P]`
-//! - weight gradient: `dW[c_out, K] += dY[c_out, B·P] · cols[K, B·P]ᵀ`
-//! - input gradient: `dcols[K, B·P] = W[c_out, K]ᵀ · dY[c_out, B·P]`, then scattered back (col2im)
+//! - forward: `Y[c_out, N] = W[c_out, K] · cols[K, N]`
+//! - weight gradient: `dW[c_out, K] += dY[c_out, N] · cols[K, N]ᵀ`
+//! - input gradient: `dcols[K, N] = W[c_out, K]ᵀ · dY[c_out, N]`, then scattered back (col2im)
 //!
-//! where `K = c_in·kh·kw` (one patch), `P = h_out·w_out` and `B` images form one chunk.
+//! where `K = c_in·kh·kw` (one patch) and `N` the chunk's output pixels.
 
 use std::ops::Range;
 
@@ -244,8 +245,8 @@ pub(crate) fn backward(
     (grad_x, grad_w)
 }
 
-/// Working matrices of one convolution call, kept per thread between calls: they reach tens of
-/// megabytes at 224x224, and fresh ones would cost a page fault and a zero-fill every 4 KiB.
+/// Working matrices of one convolution call, kept per thread between calls: a few MiB each, and
+/// fresh ones would cost a page fault and a zero-fill every 4 KiB.
 #[derive(Default)]
 struct Scratch {
     cols: Vec<f32>,
