@@ -145,13 +145,14 @@ impl Chunk {
 /// without bias, as `[batch, c_out, h_out, w_out]`.
 pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, p, c_out) = (g.patch_len(), g.out_pixels(), g.out_channels);
-    let w_out = p / g.out_size().expect("checked by the caller")[0];
+    let w_out = g.out_size().expect("checked by the caller")[1];
+    let table = g.source_table();
     let mut out = vec![0.0; g.batch * c_out * p];
     Scratch::with(|scratch| {
         let Scratch { cols, product, .. } = scratch;
         for chunk in g.chunks() {
             let width = chunk.width(w_out);
-            im2col(g, x, &chunk, cols);
+            im2col(g, x, &chunk, table.as_deref(), cols);
             let w = Operand {
                 values: weight,
                 stride: k,
@@ -188,7 +189,8 @@ pub(crate) fn backward(
     want_weight: bool,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (k, p, c_out) = (g.patch_len(), g.out_pixels(), g.out_channels);
-    let w_out = p / g.out_size().expect("checked by the caller")[0];
+    let w_out = g.out_size().expect("checked by the caller")[1];
+    let table = g.source_table();
     let mut grad_x = want_input.then(|| vec![0.0; x.len()]);
     let mut grad_w = want_weight.then(|| vec![0.0; weight.len()]);
     Scratch::with(|scratch| {
@@ -220,7 +222,7 @@ pub(crate) fn backward(
                 }
             };
             if let Some(grad_w) = grad_w.as_mut() {
-                im2col(g, x, &chunk, cols);
+                im2col(g, x, &chunk, table.as_deref(), cols);
                 // dW[c_out, K] (+)= dY[c_out, width] · cols[K, width]ᵀ
                 let patches = Operand {
                     values: cols,
@@ -238,7 +240,7 @@ pub(crate) fn backward(
                     transposed: true,
                 };
                 matmul(grad_cols, width, w, dy, [k, width, c_out], false);
-                col2im(g, grad_cols, &chunk, grad_x);
+                col2im(g, grad_cols, &chunk, table.as_deref(), grad_x);
             }
         }
     });
@@ -346,15 +348,17 @@ fn matmul(
 /// Fills `cols` (`[K, width]`) with the patches of `chunk`: row `(c, i, j)`, column
 /// `slot·R·w_out + r·w_out + ox` (the chunk's `slot`-th image, its `r`-th output row `oy`) holds
 /// `x[b, c, oy·s - pad + i·d, ox·s - pad + j·d]`, or 0 in the padding.
-fn im2col(g: &ConvGeometry, x: &[f32], chunk: &Chunk, cols: &mut Vec<f32>) {
+///
+/// `table` is [`ConvGeometry::source_table`], built once per convolution.
+fn im2col(g: &ConvGeometry, x: &[f32], chunk: &Chunk, table: Option<&[u32]>, cols: &mut Vec<f32>) {
     let w_out = g.out_size().expect("checked by the caller")[1];
     let width = chunk.width(w_out);
     cols.resize(g.patch_len() * width, 0.0);
-    match g.source_table() {
+    match table {
         Some(table) => cols
             .par_chunks_mut(width)
             .enumerate()
-            .for_each(|(row, dst)| im2col_row_by_table(g, x, chunk, row, &table, dst)),
+            .for_each(|(row, dst)| im2col_row_by_table(g, x, chunk, row, table, dst)),
         None => cols
             .par_chunks_mut(width)
             .enumerate()
@@ -426,15 +430,23 @@ fn im2col_row(g: &ConvGeometry, x: &[f32], chunk: &Chunk, row: usize, dst: &mut 
 }
 
 /// Adds the patch gradients `cols` (`[K, width]`) of `chunk` back onto their input pixels.
-fn col2im(g: &ConvGeometry, cols: &[f32], chunk: &Chunk, grad_x: &mut [f32]) {
+///
+/// `table` is [`ConvGeometry::source_table`], built once per convolution.
+fn col2im(
+    g: &ConvGeometry,
+    cols: &[f32],
+    chunk: &Chunk,
+    table: Option<&[u32]>,
+    grad_x: &mut [f32],
+) {
     let plane_len = g.in_size[0] * g.in_size[1];
     let planes = &mut grad_x[chunk.images.start * g.in_channels * plane_len..]
         [..chunk.images.len() * g.in_channels * plane_len];
-    match g.source_table() {
+    match table {
         Some(table) => planes
             .par_chunks_mut(plane_len)
             .enumerate()
-            .for_each(|(index, plane)| col2im_plane_by_table(g, cols, chunk, index, &table, plane)),
+            .for_each(|(index, plane)| col2im_plane_by_table(g, cols, chunk, index, table, plane)),
         None => planes
             .par_chunks_mut(plane_len)
             .enumerate()

@@ -11,7 +11,7 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
@@ -38,13 +38,14 @@ enum Input {
 }
 
 /// The flex primitive under `tensor`, or `None` on another backend, another dtype or another
-/// gradient-checkpointing strategy. The tensor is shared, not copied.
+/// gradient-checkpointing strategy. The tensor is shared, not copied (a plain one is made
+/// [`contiguous`]; a tracked one is, by [`parts`]).
 fn unwrap<const D: usize>(tensor: &Tensor<D>) -> Option<Input> {
     if tensor.dtype() != DType::F32 {
         return None;
     }
     if let Ok(plain) = tensor.clone().try_into_primitive::<Flex>() {
-        return Some(Input::Plain(plain));
+        return Some(Input::Plain(contiguous(plain)));
     }
     tensor
         .clone()
@@ -110,30 +111,55 @@ fn output<const D: usize>(tensor: FlexTensor, tracked: bool) -> Tensor<D> {
     }
 }
 
+/// The primitives of tracked inputs, made [`contiguous`], and the guards that keep their graph
+/// nodes while an op is recorded on them.
+fn parts<const N: usize>(tracked: [Tracked; N]) -> ([FlexTensor; N], [NodeGuard; N]) {
+    let (primitives, nodes): (Vec<_>, Vec<_>) = tracked
+        .into_iter()
+        .map(|t| {
+            let (primitive, node) = t.into_parts();
+            (contiguous(primitive), node)
+        })
+        .unzip();
+    let all = "one per input";
+    (
+        primitives.try_into().expect(all),
+        nodes.try_into().expect(all),
+    )
+}
+
+/// `out` recorded in the autodiff graph as the result of `op` on the inputs behind `nodes`; the
+/// backward `state` is built only when some input wants a gradient.
+fn record<const D: usize, const N: usize, O: Backward<Flex, N>>(
+    op: O,
+    nodes: [NodeGuard; N],
+    out: FlexTensor,
+    state: impl FnOnce() -> O::State,
+) -> Tensor<D> {
+    let tracked = match op
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(state(), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Tensor::from_primitive::<Autodiff<Flex>>(tracked)
+}
+
 /// [`conv::forward`] when `x` and `weight` are flex `f32` tensors of the same kind.
 pub(super) fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, g: ConvGeometry) -> Option<Tensor<4>> {
     let [h, w] = g.out_size()?;
     let out_shape = [g.batch, g.out_channels, h, w];
+    let forward = |x: &FlexTensor, weight: &FlexTensor| {
+        from_values(conv::forward(&g, values(x), values(weight)), out_shape)
+    };
     Some(match Inputs::of([unwrap(x), unwrap(weight)])? {
-        Inputs::Plain([x, weight]) => {
-            let (x, weight) = (contiguous(x), contiguous(weight));
-            let out = conv::forward(&g, values(&x), values(&weight));
-            output(from_values(out, out_shape), false)
-        }
-        Inputs::Tracked([x, weight]) => {
-            let (x, x_node) = x.into_parts();
-            let (weight, weight_node) = weight.into_parts();
-            let (x, weight) = (contiguous(x), contiguous(weight));
-            let out = from_values(conv::forward(&g, values(&x), values(&weight)), out_shape);
-            let tracked = match Conv2dBackward
-                .prepare::<NoCheckpointing>([x_node, weight_node])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => prep.finish((x, weight, g), out),
-                OpsKind::UnTracked(prep) => prep.finish(out),
-            };
-            Tensor::from_primitive::<Autodiff<Flex>>(tracked)
+        Inputs::Plain([x, weight]) => output(forward(&x, &weight), false),
+        Inputs::Tracked(inputs) => {
+            let ([x, weight], nodes) = parts(inputs);
+            let out = forward(&x, &weight);
+            record(Conv2dBackward, nodes, out, || (x, weight, g))
         }
     })
 }
@@ -192,44 +218,25 @@ pub(super) fn batch_norm_train(
         let out = norm::normalize(&s, values(x), [&stats.mean, &slope, values(beta)], relu);
         (from_values(out, dims::<4>(x)), stats)
     };
-    let statistics = |stats: &BatchStats, tracked: bool| {
-        let c = stats.mean.len();
-        (
-            output(from_values(stats.mean.clone(), [c]), tracked),
-            output(from_values(stats.variance.clone(), [c]), tracked),
-        )
+    let (out, stats, tracked) = match Inputs::of([unwrap(x), unwrap(gamma), unwrap(beta)])? {
+        Inputs::Plain([x, gamma, beta]) => {
+            let (out, stats) = forward(&x, &gamma, &beta);
+            (output(out, false), stats, false)
+        }
+        Inputs::Tracked(inputs) => {
+            let ([x, gamma, beta], nodes) = parts(inputs);
+            let (out, stats) = forward(&x, &gamma, &beta);
+            let state = stats.clone();
+            let out = record(BatchNormTrainBackward, nodes, out, || {
+                (x, gamma, beta, state, eps, relu)
+            });
+            (out, stats, true)
+        }
     };
-    Some(
-        match Inputs::of([unwrap(x), unwrap(gamma), unwrap(beta)])? {
-            Inputs::Plain([x, gamma, beta]) => {
-                let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
-                let (out, stats) = forward(&x, &gamma, &beta);
-                let (mean, variance) = statistics(&stats, false);
-                (output(out, false), mean, variance)
-            }
-            Inputs::Tracked([x, gamma, beta]) => {
-                let (x, x_node) = x.into_parts();
-                let (gamma, gamma_node) = gamma.into_parts();
-                let (beta, beta_node) = beta.into_parts();
-                let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
-                let (out, stats) = forward(&x, &gamma, &beta);
-                let (mean, variance) = statistics(&stats, true);
-                let tracked = match BatchNormTrainBackward
-                    .prepare::<NoCheckpointing>([x_node, gamma_node, beta_node])
-                    .compute_bound()
-                    .stateful()
-                {
-                    OpsKind::Tracked(prep) => prep.finish((x, gamma, beta, stats, eps, relu), out),
-                    OpsKind::UnTracked(prep) => prep.finish(out),
-                };
-                (
-                    Tensor::from_primitive::<Autodiff<Flex>>(tracked),
-                    mean,
-                    variance,
-                )
-            }
-        },
-    )
+    let c = stats.mean.len();
+    let mean = output(from_values(stats.mean, [c]), tracked);
+    let variance = output(from_values(stats.variance, [c]), tracked);
+    Some((out, mean, variance))
 }
 
 /// Eval-mode batch norm (fixed `mean` and `variance`) when all inputs are flex `f32` tensors of
@@ -243,53 +250,31 @@ pub(super) fn batch_norm_eval(
     eps: f64,
     relu: bool,
 ) -> Option<Tensor<4>> {
-    let stats = [unwrap(mean), unwrap(variance)];
-    let constants = |[mean, variance]: [Input; 2]| {
-        let primitive = |i| match i {
-            Input::Plain(t) => contiguous(t),
-            Input::Tracked(t) => contiguous(t.into_primitive()),
-        };
-        let (mean, variance) = (primitive(mean), primitive(variance));
-        (
-            values(&mean).to_vec(),
-            norm::inv_std(values(&variance), eps),
-        )
+    // The running statistics are constants, on an autodiff device too.
+    let constant = |t: &Tensor<1>| match unwrap(t)? {
+        Input::Plain(t) => Some(t),
+        Input::Tracked(t) => Some(contiguous(t.into_primitive())),
     };
-    let [mean, variance] = stats;
-    let (mean, inv_std) = constants([mean?, variance?]);
+    let (mean, variance) = (constant(mean)?, constant(variance)?);
+    let (mean, inv_std) = (
+        values(&mean).to_vec(),
+        norm::inv_std(values(&variance), eps),
+    );
     let forward = |x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor| {
         let slope = norm::slope(values(gamma), &inv_std);
-        let out = norm::normalize(
-            &norm_shape(x),
-            values(x),
-            [&mean, &slope, values(beta)],
-            relu,
-        );
+        let fold = [&mean[..], &slope, values(beta)];
+        let out = norm::normalize(&norm_shape(x), values(x), fold, relu);
         from_values(out, dims::<4>(x))
     };
     Some(
         match Inputs::of([unwrap(x), unwrap(gamma), unwrap(beta)])? {
-            Inputs::Plain([x, gamma, beta]) => {
-                let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
-                output(forward(&x, &gamma, &beta), false)
-            }
-            Inputs::Tracked([x, gamma, beta]) => {
-                let (x, x_node) = x.into_parts();
-                let (gamma, gamma_node) = gamma.into_parts();
-                let (beta, beta_node) = beta.into_parts();
-                let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+            Inputs::Plain([x, gamma, beta]) => output(forward(&x, &gamma, &beta), false),
+            Inputs::Tracked(inputs) => {
+                let ([x, gamma, beta], nodes) = parts(inputs);
                 let out = forward(&x, &gamma, &beta);
-                let tracked = match BatchNormEvalBackward
-                    .prepare::<NoCheckpointing>([x_node, gamma_node, beta_node])
-                    .compute_bound()
-                    .stateful()
-                {
-                    OpsKind::Tracked(prep) => {
-                        prep.finish((x, gamma, beta, mean, inv_std, relu), out)
-                    }
-                    OpsKind::UnTracked(prep) => prep.finish(out),
-                };
-                Tensor::from_primitive::<Autodiff<Flex>>(tracked)
+                record(BatchNormEvalBackward, nodes, out, || {
+                    (x, gamma, beta, mean, inv_std, relu)
+                })
             }
         },
     )
@@ -341,9 +326,11 @@ impl Backward<Flex, 3> for BatchNormTrainBackward {
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
         let (x, gamma, beta, stats, eps, relu) = ops.state;
         let s = norm_shape(&x);
-        let slope = norm::slope(values(&gamma), &norm::inv_std(&stats.variance, eps));
+        let inv_std = norm::inv_std(&stats.variance, eps);
+        let slope = norm::slope(values(&gamma), &inv_std);
         let grad = through_relu(relu, &s, &x, [&stats.mean, &slope, values(&beta)], &grad);
-        let result = norm::train_backward(&s, values(&x), values(&gamma), &stats, eps, &grad);
+        let statistics = [&stats.mean[..], &inv_std];
+        let result = norm::train_backward(&s, values(&x), values(&gamma), statistics, &grad);
         let parents = ops.parents.map(|p| p.map(|n| n.id));
         register_norm_grads(grads, parents, (&x, &gamma), result);
     }
@@ -362,7 +349,8 @@ impl Backward<Flex, 3> for BatchNormEvalBackward {
         let s = norm_shape(&x);
         let slope = norm::slope(values(&gamma), &inv_std);
         let grad = through_relu(relu, &s, &x, [&mean, &slope, values(&beta)], &grad);
-        let result = norm::eval_backward(&s, values(&x), values(&gamma), &mean, &inv_std, &grad);
+        let statistics = [&mean[..], &inv_std];
+        let result = norm::eval_backward(&s, values(&x), values(&gamma), statistics, &grad);
         let parents = ops.parents.map(|p| p.map(|n| n.id));
         register_norm_grads(grads, parents, (&x, &gamma), result);
     }
@@ -387,7 +375,7 @@ pub(super) fn adam(step: &AdamStep, tensors: AdamTensors) -> Result<AdamTensors,
     let has_max = tensors.max_exp_avg_sq.is_some();
     // Dropping the tensors leaves the moment buffers unshared, so they are updated in place.
     drop(tensors);
-    let (param, grad) = (contiguous(param), contiguous(grad));
+    // The moments become this call's own, whole buffers (copied only if shared or a view).
     let (mut exp_avg, mut exp_avg_sq, mut max) = (
         exp_avg.to_contiguous(),
         exp_avg_sq.to_contiguous(),
@@ -420,27 +408,17 @@ pub(super) fn max_pool2d(x: &Tensor<4>, g: PoolGeometry) -> Option<Tensor<4>> {
     let out_shape = [batch, channels, h, w];
     Some(match Inputs::of([unwrap(x)])? {
         Inputs::Plain([x]) => {
-            let x = contiguous(x);
             let (out, _) = pool::forward(&g, values(&x), false);
             output(from_values(out, out_shape), false)
         }
-        Inputs::Tracked([x]) => {
-            let (x, x_node) = x.into_parts();
-            let x = contiguous(x);
+        Inputs::Tracked(inputs) => {
+            let ([x], nodes) = parts(inputs);
             let (out, indices) = pool::forward(&g, values(&x), true);
+            let indices = Arc::new(indices.expect("asked for"));
             let out = from_values(out, out_shape);
-            let tracked = match MaxPool2dBackward
-                .prepare::<NoCheckpointing>([x_node])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => {
-                    let indices = Arc::new(indices.expect("asked for"));
-                    prep.finish((indices, g, dims::<4>(&x)), out)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(out),
-            };
-            Tensor::from_primitive::<Autodiff<Flex>>(tracked)
+            record(MaxPool2dBackward, nodes, out, || {
+                (indices, g, dims::<4>(&x))
+            })
         }
     })
 }

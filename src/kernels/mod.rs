@@ -105,25 +105,8 @@ pub(crate) fn batch_norm(
 /// - `x`: `[batch, channels, h, w]`; output: `[batch, channels, h_out, w_out]`
 pub(crate) fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    {
-        let [batch, channels, h, w] = x.dims();
-        let g = pool::PoolGeometry {
-            planes: batch * channels,
-            in_size: [h, w],
-            kernel: options.kernel_size,
-            stride: options.stride,
-            padding: options.padding.map(|(begin, _)| begin),
-            dilation: options.dilation,
-            ceil_mode: options.ceil_mode,
-        };
-        let fits = g.planes > 0
-            && options.padding.iter().all(|(begin, end)| begin == end)
-            && g.out_size().is_some_and(|[ho, wo]| ho * wo > 0)
-            && (0..2).all(|d| g.kernel[d] > 0 && g.stride[d] > 0 && g.dilation[d] > 0)
-            && h * w < u32::MAX as usize;
-        if let Some(out) = fits.then(|| flex::max_pool2d(&x, g)).flatten() {
-            return out;
-        }
+    if let Some(out) = pool_geometry(&x, &options).and_then(|g| flex::max_pool2d(&x, g)) {
+        return out;
     }
     burn::tensor::module::max_pool2d(x, options)
 }
@@ -192,6 +175,29 @@ fn geometry(
             .iter()
             .chain(&options.dilation)
             .all(|&v| v > 0)
+        && g.out_size().is_some_and(|[ho, wo]| ho * wo > 0);
+    fits.then_some(g)
+}
+
+/// The pooling our kernel handles, or `None` for asymmetric padding and shapes Burn should
+/// report on.
+#[cfg(feature = "flex")]
+fn pool_geometry(x: &Tensor<4>, options: &MaxPoolOptions<2>) -> Option<pool::PoolGeometry> {
+    let [batch, channels, h, w] = x.dims();
+    let g = pool::PoolGeometry {
+        planes: batch * channels,
+        in_size: [h, w],
+        kernel: options.kernel_size,
+        stride: options.stride,
+        padding: options.padding.map(|(begin, _)| begin),
+        dilation: options.dilation,
+        ceil_mode: options.ceil_mode,
+    };
+    // Sizes first: the output size divides by the stride and subtracts 1 from the kernel.
+    let fits = g.planes > 0
+        && options.padding.iter().all(|(begin, end)| begin == end)
+        && (0..2).all(|d| g.kernel[d] > 0 && g.stride[d] > 0 && g.dilation[d] > 0)
+        && h * w < u32::MAX as usize
         && g.out_size().is_some_and(|[ho, wo]| ho * wo > 0);
     fits.then_some(g)
 }

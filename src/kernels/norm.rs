@@ -2,9 +2,9 @@
 //!
 //! Burn's default batch norm is a chain of tensor ops (a transposing copy, a mean, a subtraction,
 //! a square, another copy and mean, then four broadcast ops), each a full pass that allocates;
-//! its backward is another dozen. Here the forward reads the input twice (statistics, then the
-//! normalised output) and the backward reads it and the output gradient twice (two sums per
-//! channel, then the input gradient), with channels or planes split across threads.
+//! its backward is another dozen. Here the forward reads the input three times (the mean, the
+//! centred squares, then the output it writes) and the backward makes two passes (the sums per
+//! channel, then the input gradient it writes), with channels or planes split across threads.
 //!
 //! Layout: `x` is `[batch, channels, pixels]` (NCHW with the spatial dimensions flattened).
 
@@ -129,7 +129,7 @@ pub(crate) fn normalize(
 
 /// The gradient `grad` of a fused batch norm + ReLU taken back through the ReLU: zero wherever
 /// the output `(x - center) · scale + shift`, recomputed exactly as [`normalize`] made it, is
-/// not positive (PyTorch's ReLU has gradient 0 at 0).
+/// negative or 0 (PyTorch's ReLU has gradient 0 at 0, and passes NaN on).
 pub(crate) fn through_relu(
     s: &NormShape,
     x: &[f32],
@@ -171,29 +171,38 @@ pub(crate) fn slope(gamma: &[f32], inv_std: &[f32]) -> Vec<f32> {
     gamma.iter().zip(inv_std).map(|(g, r)| g * r).collect()
 }
 
-/// Gradients of `y = γ · (x - mean) / sqrt(var + eps) + β` with `mean` and `var` the batch
-/// statistics of `x` (so they depend on `x` too): `(dx, dγ, dβ)`.
+/// `(dγ, dβ) = (Σ dy·x̂, Σ dy)` per channel, with `x̂ = (x - mean) · inv_std`: the same in
+/// train and eval mode.
+fn affine_grads(
+    s: &NormShape,
+    x: &[f32],
+    [mean, inv_std]: [&[f32]; 2],
+    grad: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    (0..s.channels)
+        .into_par_iter()
+        .map(|c| {
+            let m = mean[c];
+            let dot = channel_dot(s, x, grad, c, |v, dy| (v - m) * dy);
+            let total = channel_sum(s, grad, c, |dy| dy);
+            ((dot * f64::from(inv_std[c])) as f32, total as f32)
+        })
+        .unzip()
+}
+
+/// Gradients of `y = γ · (x - mean) · inv_std + β` with `mean` and `inv_std = 1 / sqrt(var +
+/// eps)` from the batch statistics of `x` (so they depend on `x` too): `(dx, dγ, dβ)`.
 ///
 /// With `x̂` the normalised input and `M` the values per channel,
-/// `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ / sqrt(var + eps) · (dy - dβ / M - x̂ · dγ / M)`.
+/// `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ · inv_std · (dy - dβ / M - x̂ · dγ / M)`.
 pub(crate) fn train_backward(
     s: &NormShape,
     x: &[f32],
     gamma: &[f32],
-    stats: &BatchStats,
-    eps: f64,
+    [mean, inv_std]: [&[f32]; 2],
     grad: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let inv_std = inv_std(&stats.variance, eps);
-    let (grad_beta, grad_gamma): (Vec<f32>, Vec<f32>) = (0..s.channels)
-        .into_par_iter()
-        .map(|c| {
-            let m = stats.mean[c];
-            let dot = channel_dot(s, x, grad, c, |v, dy| (v - m) * dy);
-            let total = channel_sum(s, grad, c, |dy| dy);
-            (total as f32, (dot * f64::from(inv_std[c])) as f32)
-        })
-        .unzip();
+    let (grad_gamma, grad_beta) = affine_grads(s, x, [mean, inv_std], grad);
     let count = s.count() as f32;
     let mut grad_x = vec![0.0; x.len()];
     grad_x
@@ -202,7 +211,7 @@ pub(crate) fn train_backward(
         .enumerate()
         .for_each(|(plane, (dst, (xs, dys)))| {
             let c = plane % s.channels;
-            let (m, r) = (stats.mean[c], inv_std[c]);
+            let (m, r) = (mean[c], inv_std[c]);
             let mean_dy = grad_beta[c] / count;
             let mean_dy_xhat = grad_gamma[c] / count;
             let k = gamma[c] * r;
@@ -220,20 +229,11 @@ pub(crate) fn eval_backward(
     s: &NormShape,
     x: &[f32],
     gamma: &[f32],
-    mean: &[f32],
-    inv_std: &[f32],
+    [mean, inv_std]: [&[f32]; 2],
     grad: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let zeros = vec![0.0; s.channels];
     let grad_x = normalize(s, grad, [&zeros, &slope(gamma, inv_std), &zeros], false);
-    let (grad_beta, grad_gamma) = (0..s.channels)
-        .into_par_iter()
-        .map(|c| {
-            let m = mean[c];
-            let dot = channel_dot(s, x, grad, c, |v, dy| (v - m) * dy);
-            let total = channel_sum(s, grad, c, |dy| dy);
-            (total as f32, (dot * f64::from(inv_std[c])) as f32)
-        })
-        .unzip();
+    let (grad_gamma, grad_beta) = affine_grads(s, x, [mean, inv_std], grad);
     (grad_x, grad_gamma, grad_beta)
 }
