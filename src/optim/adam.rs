@@ -95,20 +95,15 @@ impl AdamWConfig {
     }
 }
 
-/// One step of `torch.optim.Adam` (`decoupled = false`) or `AdamW` on a flattened parameter.
-/// One Adam / AdamW step of a flattened parameter; `state` holds its step count and moments.
+/// One step of `torch.optim.Adam` or `AdamW` (`step.decoupled`) on a flattened parameter, its
+/// step number already counted in `state`, which holds its moments.
 pub(super) fn update(
     param: Tensor<1>,
     grad: Tensor<1>,
-    step: AdamStep,
+    step: &AdamStep,
     amsgrad: bool,
     state: &mut ParamState,
 ) -> Tensor<1> {
-    state.step += 1;
-    let step = AdamStep {
-        step: state.step,
-        ..step
-    };
     let zeros = || grad.zeros_like();
     let tensors = AdamTensors {
         exp_avg: state.buffers.remove("exp_avg").unwrap_or_else(zeros),
@@ -119,7 +114,7 @@ pub(super) fn update(
         grad,
     };
     let done =
-        kernels::adam(&step, tensors).unwrap_or_else(|tensors| with_tensor_ops(&step, *tensors));
+        kernels::adam(step, tensors).unwrap_or_else(|tensors| with_tensor_ops(step, *tensors));
     state.buffers.insert("exp_avg".into(), done.exp_avg);
     state.buffers.insert("exp_avg_sq".into(), done.exp_avg_sq);
     if let Some(max) = done.max_exp_avg_sq {

@@ -200,6 +200,7 @@ impl Optimizer {
             UpdateRule::Adam(a) => (a.betas, a.eps, a.amsgrad, false),
             UpdateRule::AdamW(a) => (a.betas, a.eps, a.amsgrad, true),
         };
+        state.step += 1;
         let step = AdamStep {
             lr,
             weight_decay,
@@ -208,7 +209,7 @@ impl Optimizer {
             decoupled,
             step: state.step,
         };
-        adam::update(param, grad, step, amsgrad, state)
+        adam::update(param, grad, &step, amsgrad, state)
     }
 
     /// The optimizer state, named `<param>.<buffer>` (`fc.weight.exp_avg`) and
