@@ -23,9 +23,9 @@ struct Args {
     /// ImageFolder root whose class folders are the checkpoint's classes.
     #[arg(long)]
     data: PathBuf,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = common::batch_size)]
     batch_size: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = common::workers)]
     workers: usize,
     /// Where to write the confusion matrix picture.
     #[arg(long, default_value = "confusion_matrix_eval.svg")]

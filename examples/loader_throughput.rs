@@ -33,10 +33,10 @@ struct Args {
     /// ImageFolder root (class folders of images).
     #[arg(long)]
     data: PathBuf,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = common::batch_size)]
     batch_size: usize,
     /// Decoding threads.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = common::workers)]
     workers: usize,
     /// Output side in pixels.
     #[arg(long, default_value_t = 224)]

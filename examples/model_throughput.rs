@@ -45,6 +45,9 @@ struct Args {
     iters: usize,
     #[command(flatten)]
     device: common::DeviceArg,
+    /// Compute dtype (parameters, optimizer state and loss stay f32): f32, bf16, f16.
+    #[arg(long, default_value = "f32")]
+    precision: ferrovision::Precision,
     /// One JSON line instead of text.
     #[arg(long)]
     json: bool,
@@ -77,6 +80,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         return Err("--iters must be at least 1".into());
     }
     let device = args.device.open()?;
+    args.precision.check(&device)?;
     // Training needs the autodiff graph; inference runs on the plain device.
     let device = match args.mode {
         Mode::Train => device.autodiff(),
@@ -85,6 +89,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let model = ResNetConfig::new(ResNetDepth::R18).init(&device);
     let shape = [args.batch, 3, args.size, args.size];
     let images = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    let images = args.precision.cast(images);
     let labels =
         Tensor::<1, Int>::random([args.batch], Distribution::Uniform(0.0, 1000.0), &device);
     let mut seconds = match args.mode {
@@ -112,14 +117,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     seconds.sort_by(f64::total_cmp);
     let median = seconds[seconds.len() / 2];
     let rate = args.batch as f64 / median;
-    // ResNet-18 forward: 1.82 GFLOP (multiply-adds counted as two) per 224x224 image, scaling
-    // with the pixel count; a training step is about three forwards.
-    let forward_gflop = 1.82 * (args.size * args.size) as f64 / (224.0 * 224.0);
+    // ResNet-18 forward: 1.82 G multiply-adds, so 3.64 GFLOP, per 224x224 image, scaling with
+    // the pixel count; a training step is about three forwards.
+    let forward_gflop = 3.64 * (args.size * args.size) as f64 / (224.0 * 224.0);
     let gflop = forward_gflop * if args.mode == Mode::Train { 3.0 } else { 1.0 };
     if args.json {
         let line = serde_json::json!({
             "device": ferrovision::device::describe(&device),
             "mode": format!("{:?}", args.mode).to_lowercase(),
+            "precision": args.precision.to_string(),
             "batch": args.batch,
             "size": args.size,
             "seconds": seconds,
@@ -129,9 +135,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         println!("{line}");
     } else {
         println!(
-            "ResNet-18 {:?} on {}, batch {} x 3x{}x{}: {:.1} images/s ({:.3} s a step, median of {}), {:.1} GFLOP/s",
+            "ResNet-18 {:?} on {} in {}, batch {} x 3x{}x{}: {:.1} images/s ({:.3} s a step, median of {}), {:.1} GFLOP/s",
             args.mode,
             ferrovision::device::describe(&device),
+            args.precision,
             args.batch,
             args.size,
             args.size,

@@ -51,9 +51,13 @@ struct Args {
     /// built-in shapes dataset is drawn into the run folder.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Device: cpu (flex), flex, ndarray, wgpu, wgpu-cpu.
+    /// Device: cpu (flex), flex, ndarray, cuda, wgpu, wgpu-cpu.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Compute dtype of the training forward/backward: f32, bf16, f16 (GPU devices; parameters,
+    /// optimizer state and the loss stay f32).
+    #[arg(long, default_value = "f32")]
+    precision: ferrovision::Precision,
     /// Pretrained weights (.pth / .safetensors); the classification head is replaced.
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -65,7 +69,7 @@ struct Args {
     arch: String,
     #[arg(long, default_value_t = 10)]
     epochs: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = common::batch_size)]
     batch_size: usize,
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
@@ -75,10 +79,10 @@ struct Args {
     #[arg(long, value_enum, default_value = "cosine")]
     schedule: Schedule,
     /// Input side in pixels [default: 224, or 32 on the built-in dataset].
-    #[arg(long)]
+    #[arg(long, value_parser = common::image_size)]
     image_size: Option<u32>,
     /// Loader threads (decoding and augmentation).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = common::workers)]
     workers: usize,
     /// Seeds the model's init, the train/val split, shuffling and augmentation: a run repeats.
     #[arg(long, default_value_t = 0)]
@@ -103,6 +107,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let device = ferrovision::device::by_name(&args.device)?;
     println!("device: {}", ferrovision::device::describe(&device));
+    args.precision.check(&device)?;
 
     let built_in = args.data.is_none();
     let data_root = match &args.data {
@@ -204,6 +209,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = TrainerConfig::new(args.epochs, &args.out);
     config.schedule = schedule;
     config.seed = args.seed;
+    config.precision = args.precision;
     config.extra = serde_json::json!({
         "arch": args.arch,
         "image_size": size,

@@ -19,6 +19,10 @@ pub fn available() -> Vec<&'static str> {
     names.push("flex");
     #[cfg(feature = "ndarray")]
     names.push("ndarray");
+    #[cfg(feature = "cuda")]
+    names.push("cuda");
+    #[cfg(feature = "vulkan")]
+    names.push("vulkan");
     #[cfg(feature = "wgpu")]
     names.extend(["wgpu", "wgpu-cpu"]);
     names
@@ -59,8 +63,23 @@ pub fn wgpu_cpu() -> Device {
     Device::wgpu(burn::tensor::DeviceKind::Cpu)
 }
 
-/// The device for a name from [`available`] (`flex`, `ndarray`, `wgpu`, `wgpu-cpu`), or `cpu`
-/// for [`cpu`].
+/// The best Vulkan adapter, with Burn's SPIR-V compiler (feature `vulkan`): on NVIDIA and AMD
+/// GPUs matrix products can use the tensor cores.
+#[cfg(feature = "vulkan")]
+pub fn vulkan() -> Device {
+    Device::vulkan(burn::tensor::DeviceKind::DefaultDevice)
+}
+
+/// The first NVIDIA GPU through CUDA (feature `cuda`). The CUDA driver and NVRTC are loaded
+/// when the device is first used, so a build with `cuda` runs on machines without them as long
+/// as this device is not asked for.
+#[cfg(feature = "cuda")]
+pub fn cuda() -> Device {
+    Device::cuda(0)
+}
+
+/// The device for a name from [`available`] (`flex`, `ndarray`, `cuda`, `vulkan`, `wgpu`,
+/// `wgpu-cpu`), or `cpu` for [`cpu`].
 ///
 /// # Errors
 ///
@@ -73,6 +92,10 @@ pub fn by_name(name: &str) -> Result<Device> {
         "flex" => Ok(flex()),
         #[cfg(feature = "ndarray")]
         "ndarray" => Ok(ndarray()),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(cuda()),
+        #[cfg(feature = "vulkan")]
+        "vulkan" => Ok(vulkan()),
         #[cfg(feature = "wgpu")]
         "wgpu" | "gpu" => Ok(wgpu()),
         #[cfg(feature = "wgpu")]
@@ -84,15 +107,19 @@ pub fn by_name(name: &str) -> Result<Device> {
     }
 }
 
-/// A short human name for a device, for logs: `ndarray (CPU)`, `wgpu`.
+/// A short human name for a device, for logs: `ndarray (CPU)`, `cuda`, `vulkan`, `wgpu`.
 pub fn describe(device: &Device) -> String {
     let debug = format!("{device:?}");
     if debug.contains("Flex") {
         "flex (CPU)".to_string()
     } else if debug.contains("NdArray") {
         "ndarray (CPU)".to_string()
+    } else if debug.contains("Cuda") {
+        "cuda".to_string()
     } else if debug.contains("Cpu") && debug.contains("Wgpu") {
         "wgpu (CPU adapter)".to_string()
+    } else if debug.contains("Wgpu") && debug.contains("Vulkan") {
+        "vulkan".to_string()
     } else if debug.contains("Wgpu") || debug.contains("Cube") {
         "wgpu".to_string()
     } else {

@@ -156,6 +156,22 @@ pub enum Error {
         /// The names this build accepts, comma-separated.
         available: String,
     },
+    /// A precision name that is not `f32`, `bf16` or `f16`.
+    #[error("unknown precision `{name}`; expected one of: {expected}")]
+    UnknownPrecision {
+        /// The name asked for.
+        name: String,
+        /// The names accepted.
+        expected: &'static str,
+    },
+    /// A precision the device cannot compute in (e.g. bf16 on a Vulkan driver without it).
+    #[error("the {device} device cannot compute in {precision}; use --precision f32 there")]
+    UnsupportedPrecision {
+        /// The precision asked for.
+        precision: String,
+        /// The device, as [`crate::device::describe`] names it.
+        device: String,
+    },
     /// The training loss became NaN or infinite; the last good checkpoint is kept.
     #[error(
         "the training loss became {value} in epoch {epoch} (by batch {batch}); stopped, keeping the last good checkpoint{}",

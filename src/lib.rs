@@ -31,8 +31,10 @@ mod kernels;
 pub mod models;
 pub mod nn;
 pub mod optim;
+mod precision;
 pub mod train;
 pub mod weights;
 
 pub use burn;
 pub use error::{Error, Result, ShapeMismatch};
+pub use precision::Precision;

@@ -402,6 +402,8 @@ fn bad_files_give_typed_errors_or_are_skipped_and_listed() {
         ("truncated.jpg", truncated_jpeg()),
         // A GIF (no GIF decoder is built in) named .png: found from the content, refused.
         ("gif.png", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec()),
+        // A valid header with a zero side: refused, not resized by a zero edge (an abort).
+        ("zero.pgm", b"P5\n0 1\n255\n".to_vec()),
     ];
     for (name, bytes) in &bad {
         let path = root.join("bad").join(name);
@@ -431,6 +433,7 @@ fn bad_files_give_typed_errors_or_are_skipped_and_listed() {
         "text.jpg",
         "truncated.jpg",
         "truncated.png",
+        "zero.pgm",
     ];
     assert_eq!(names, expected);
     assert!(
@@ -460,7 +463,7 @@ fn bad_files_give_typed_errors_or_are_skipped_and_listed() {
     let kept: Vec<Vec<usize>> = epoch.by_ref().map(|b| b.unwrap().indices).collect();
     assert_eq!(
         kept,
-        vec![vec![6, 7]],
+        vec![vec![7], vec![8]],
         "batches emptied by skipping are left out"
     );
     let skipped: Vec<String> = epoch
@@ -470,4 +473,17 @@ fn bad_files_give_typed_errors_or_are_skipped_and_listed() {
         .collect();
     assert_eq!(skipped, expected);
     std::fs::remove_dir_all(root).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_loop_adds_no_samples() {
+    let root = class_folder("loop");
+    let plain = ImageFolder::new(&root).unwrap().samples().to_vec();
+    // `ln -s . loop` inside a class, and a second link to the same folder.
+    std::os::unix::fs::symlink(".", root.join("zebra/loop")).unwrap();
+    std::os::unix::fs::symlink(root.join("zebra/deep"), root.join("zebra/again")).unwrap();
+    let folder = ImageFolder::new(&root).unwrap();
+    assert_eq!(folder.len(), plain.len(), "{:?}", folder.samples());
+    std::fs::remove_dir_all(&root).unwrap();
 }

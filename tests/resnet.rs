@@ -233,3 +233,87 @@ fn train_and_eval_switch_every_batch_norm() {
         );
     }
 }
+
+/// Every tensor of a state dict as raw bytes, by key.
+fn snapshot(model: &ResNet) -> Vec<(String, Vec<u8>)> {
+    let dict = model.state_dict();
+    dict.keys()
+        .into_iter()
+        .map(|key| (key.to_string(), dict.get(key).unwrap().bytes.clone()))
+        .collect()
+}
+
+#[test]
+fn a_clone_trains_without_touching_the_original() {
+    // PyTorch's copy.deepcopy: a "best model" or EMA copy must not share batch-norm statistics.
+    let device = ferrovision::device::cpu();
+    let model = ResNetConfig::new(ResNetDepth::R18)
+        .with_num_classes(3)
+        .init(&device)
+        .eval();
+    let images = burn::tensor::Tensor::<4>::random(
+        [2, 3, 32, 32],
+        burn::tensor::Distribution::Normal(0.5, 2.0),
+        &device,
+    );
+    let before = snapshot(&model);
+    let logits_before = model.forward(images.clone()).into_data();
+
+    let copy = model.clone().train();
+    let _ = copy.forward(images.clone());
+    let _ = copy.forward(images.clone());
+    assert_eq!(copy.bn1.num_batches_tracked(), 2);
+    assert_ne!(snapshot(&copy), before, "the copy trained");
+
+    assert_eq!(model.bn1.num_batches_tracked(), 0);
+    assert!(
+        snapshot(&model) == before,
+        "the original's state dict changed"
+    );
+    model
+        .forward(images)
+        .into_data()
+        .assert_eq(&logits_before, true);
+}
+
+#[test]
+fn bf16_compute_keeps_f32_parameters_gradients_and_loss() {
+    use burn::tensor::{DType, Distribution, Int, Tensor};
+    use ferrovision::Precision;
+    let device = ferrovision::device::cpu().autodiff();
+    Precision::Bf16
+        .check(&device)
+        .expect("the CPU device computes in bf16");
+    let model = ResNetConfig::new(ResNetDepth::R18)
+        .with_num_classes(4)
+        .init(&device);
+    let images = Tensor::<4>::random([4, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let labels = Tensor::<1, Int>::from_ints([0, 1, 2, 3], &device);
+    let loss_fn = CrossEntropyLossConfig::new().init();
+    let exact = loss_fn
+        .forward(model.forward(images.clone()), labels.clone())
+        .into_scalar::<f32>();
+    let loss = loss_fn.forward(model.forward(Precision::Bf16.cast(images)), labels);
+    assert_eq!(loss.dtype(), DType::F32, "the loss is taken in f32");
+    let half = loss.clone().into_scalar::<f32>();
+    // bf16 keeps 8 bits of mantissa: the loss agrees to about 1%.
+    assert!(
+        (half - exact).abs() <= 0.02 * exact.abs() + 0.02,
+        "bf16 loss {half}, f32 loss {exact}"
+    );
+    let grads = loss.backward();
+    let grad = model
+        .conv1
+        .weight
+        .val()
+        .grad(&grads)
+        .expect("conv1 has a gradient");
+    assert_eq!(
+        grad.dtype(),
+        DType::F32,
+        "gradients reach the f32 parameters in f32"
+    );
+    assert_eq!(model.conv1.weight.val().dtype(), DType::F32);
+    assert_eq!(model.bn1.running_mean.value().dtype(), DType::F32);
+    assert_eq!(model.bn1.num_batches_tracked(), 2);
+}

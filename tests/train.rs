@@ -364,3 +364,28 @@ fn train_val_layouts() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_last_batch_of_one_image_is_left_out_not_a_panic() {
+    // At 32 px layer4's maps are 1x1: batch norm cannot train on one image (PyTorch refuses it
+    // too). 15 images in batches of 7 end with a batch of 1, which is left out.
+    let dir = temp_dir("single");
+    let root = shapes(&dir, 3, 1);
+    let device = ferrovision::device::cpu();
+    let (train, _) = loaders(&root, 7, &device);
+    assert_eq!(train.dataset().len(), 15);
+    let mut optimizer = AdamConfig::new().init();
+    let outcome = trainer(1, &dir.join("run"))
+        .fit(model(&device), &mut optimizer, &train, None, None)
+        .unwrap();
+    assert_eq!(outcome.history[0].train.samples, 14);
+
+    // A batch size of 1 could train on nothing: refused before any work.
+    let (singles, _) = loaders(&root, 1, &device);
+    let err = trainer(1, &dir.join("run1"))
+        .fit(model(&device), &mut optimizer, &singles, None, None)
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidSetup { .. }), "{err:?}");
+    assert!(err.to_string().contains("batch size 1"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

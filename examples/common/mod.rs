@@ -15,7 +15,7 @@ use ferrovision::weights::{LoadOptions, load_state_dict};
 /// The `--device` flag of the example CLIs.
 #[derive(clap::Args, Debug)]
 pub struct DeviceArg {
-    /// Device: cpu (flex), flex, ndarray, wgpu, wgpu-cpu.
+    /// Device: cpu (flex), flex, ndarray, cuda, wgpu, wgpu-cpu.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -85,4 +85,30 @@ pub fn load_trained(
         .init(device);
     let (model, _) = load_state_dict(model, &checkpoint.model, &LoadOptions::strict())?;
     Ok((model.eval(), classes, transform))
+}
+
+/// `--batch-size`: 1 to 65,536 images.
+pub fn batch_size(text: &str) -> Result<usize, String> {
+    count(text, 1, 1 << 16)
+}
+
+/// `--workers`: 0 (load on the training thread) to 256 loader threads.
+pub fn workers(text: &str) -> Result<usize, String> {
+    count(text, 0, 256)
+}
+
+/// `--image-size`: 16 to 4,096 pixels a side (ResNet halves the side five times).
+pub fn image_size(text: &str) -> Result<u32, String> {
+    count(text, 16, 4096).map(|n| n as u32)
+}
+
+fn count(text: &str, min: usize, max: usize) -> Result<usize, String> {
+    let n: usize = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number"))?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is outside {min}..={max}"))
+    }
 }

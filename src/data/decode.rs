@@ -33,7 +33,8 @@ impl Default for DecodeLimits {
 ///
 /// # Errors
 /// [`Error::Io`] when the file cannot be read; [`Error::Image`] naming the file when it is
-/// empty, truncated, not an image, of an unsupported format, or over `limits`.
+/// empty, truncated, not an image, of an unsupported format, zero pixels wide or high, or over
+/// `limits`.
 pub fn decode_rgb(path: &Path, limits: DecodeLimits) -> Result<RgbImage> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     decode_rgb_bytes(&bytes, limits).map_err(|source| Error::Image {
@@ -56,7 +57,24 @@ fn decode_rgb_bytes(bytes: &[u8], limits: DecodeLimits) -> ImageResult<RgbImage>
     image_limits.max_image_height = Some(limits.max_side);
     image_limits.max_alloc = Some(limits.max_alloc);
     reader.limits(image_limits);
-    Ok(reader.decode()?.into_rgb8())
+    let image = reader.decode()?.into_rgb8();
+    if image.width() == 0 || image.height() == 0 {
+        // A valid header can declare a zero side (`P5 0 1`); no transform can scale it.
+        return Err(ImageError::Decoding(DecodingError::new(
+            reader_format(bytes).into(),
+            format!(
+                "the image is {}x{} pixels: nothing to show",
+                image.width(),
+                image.height()
+            ),
+        )));
+    }
+    Ok(image)
+}
+
+/// The format of `bytes` as guessed from their content, for error messages.
+fn reader_format(bytes: &[u8]) -> image::error::ImageFormatHint {
+    image::guess_format(bytes).map_or(image::error::ImageFormatHint::Unknown, Into::into)
 }
 
 /// Whether a JPEG stream holds its end-of-image marker (`FF D9`); trailing bytes after it are

@@ -1,6 +1,6 @@
 //! `root/<class>/**/<image>` datasets, as `torchvision.datasets.ImageFolder` reads them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -245,11 +245,28 @@ impl ImageFolder {
     }
 }
 
-/// Every file below `dir`, following symbolic links. Only links cost a `stat`: the entry's own
-/// type comes with the directory listing on most file systems.
+/// Every file below `dir`, following symbolic links, each directory listed once: a link back to
+/// a directory already walked (`ln -s . loop`, or a second link to the same folder; the first
+/// in name order is walked) adds nothing,
+/// so a loop cannot multiply the samples or make the listing endless. Only links cost a `stat`:
+/// the entry's own type comes with the directory listing on most file systems.
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
+    walk_once(dir, files, &mut HashSet::new())
+}
+
+fn walk_once(dir: &Path, files: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>) -> Result<()> {
+    let canonical = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    if !seen.insert(canonical) {
+        return Ok(());
+    }
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| Error::io(dir, e))?;
+    // In name order, so which of two links to one folder names its files does not depend on the
+    // file system's listing order.
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
         let path = entry.path();
         let file_type = entry.file_type().map_err(|e| Error::io(&path, e))?;
         let is_dir = if file_type.is_symlink() {
@@ -261,7 +278,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
             file_type.is_dir()
         };
         if is_dir {
-            walk(&path, files)?;
+            walk_once(&path, files, seen)?;
         } else {
             files.push(path);
         }

@@ -6,6 +6,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::init::uniform_fan_in;
+use crate::precision::like;
 
 /// Configuration of a [`Conv2d`], named and defaulted as `torch.nn.Conv2d`.
 ///
@@ -108,17 +109,19 @@ impl Conv2dConfig {
 }
 
 impl Conv2d {
-    /// Applies the convolution.
+    /// Applies the convolution, in the dtype of `input` (see [`Precision`](crate::Precision)).
     ///
     /// # Shapes
     /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, out_channels, height_out, width_out]` with
     ///   `out = (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1`.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        let weight = like(self.weight.val(), &input);
+        let bias = self.bias.as_ref().map(|bias| like(bias.val(), &input));
         crate::kernels::conv2d(
             input,
-            self.weight.val(),
-            self.bias.as_ref().map(Param::val),
+            weight,
+            bias,
             ConvOptions::new(self.stride, self.padding, self.dilation, self.groups),
         )
     }

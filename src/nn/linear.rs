@@ -5,6 +5,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::init::uniform_fan_in;
+use crate::precision::like;
 
 /// Configuration of a [`Linear`], named as `torch.nn.Linear`.
 ///
@@ -54,16 +55,15 @@ impl LinearConfig {
 }
 
 impl Linear {
-    /// Applies the layer to the last dimension.
+    /// Applies the layer to the last dimension, in the dtype of `input` (see
+    /// [`Precision`](crate::Precision)).
     ///
     /// # Shapes
     /// - input: `[..., in_features]`
     /// - output: `[..., out_features]`
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        burn::tensor::module::linear(
-            input,
-            self.weight.val().transpose(),
-            self.bias.as_ref().map(Param::val),
-        )
+        let weight = like(self.weight.val(), &input).transpose();
+        let bias = self.bias.as_ref().map(|bias| like(bias.val(), &input));
+        burn::tensor::module::linear(input, weight, bias)
     }
 }

@@ -102,7 +102,8 @@ impl CrossEntropyLoss {
             targets.dims()
         );
         let device = logits.device();
-        let log_probs = log_softmax(logits, 1);
+        // In f32 whatever the compute dtype, as under torch.autocast.
+        let log_probs = log_softmax(crate::precision::full(logits), 1);
         let kept = targets.clone().not_equal_elem(self.ignore_index);
         let kept_f = kept.clone().float();
         let safe_targets = targets.mask_fill(kept.bool_not(), 0);

@@ -4,6 +4,7 @@
 //! and defaults are PyTorch's (`stride`, `padding`, `eps`, `momentum`, ...).
 
 mod activation;
+mod buffer;
 mod conv;
 pub(crate) mod init;
 mod linear;
@@ -13,6 +14,7 @@ mod norm;
 mod pool;
 
 pub use activation::Relu;
+pub use buffer::Buffer;
 pub use conv::{Conv2d, Conv2dConfig};
 pub use linear::{Linear, LinearConfig};
 pub use loss::{CrossEntropyLoss, CrossEntropyLossConfig, Reduction};

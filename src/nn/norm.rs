@@ -1,8 +1,11 @@
 //! Batch normalisation with PyTorch's semantics.
 
 use crate::kernels::{batch_norm, batch_norm_train};
+use crate::precision::{full, like};
 use burn::config::Config;
-use burn::module::{Flag, Module, Param, RunningState};
+use burn::module::{Flag, Module, Param};
+
+use super::Buffer;
 use burn::tensor::{Device, Tensor};
 
 /// Configuration of a [`BatchNorm2d`], named and defaulted as `torch.nn.BatchNorm2d`.
@@ -47,12 +50,12 @@ pub struct BatchNorm2d {
     /// Shift (β), `[num_features]`, initialised to 0.
     pub bias: Param<Tensor<1>>,
     /// Running mean, `[num_features]`.
-    pub running_mean: RunningState<Tensor<1>>,
+    pub running_mean: Buffer<1>,
     /// Running unbiased variance, `[num_features]`.
-    pub running_var: RunningState<Tensor<1>>,
+    pub running_var: Buffer<1>,
     /// Training batches seen, as a one-element float tensor (exact to 2^24 batches); the state
     /// dict writes it as PyTorch's int64 scalar.
-    pub num_batches_tracked: RunningState<Tensor<1>>,
+    pub num_batches_tracked: Buffer<1>,
     /// Training mode (batch statistics) when enabled, eval mode when not.
     pub training: Param<Flag>,
     /// Added to the variance for numerical stability.
@@ -85,9 +88,9 @@ impl BatchNorm2dConfig {
         BatchNorm2d {
             weight: Param::from_tensor(Tensor::ones([n], device)),
             bias: Param::from_tensor(Tensor::zeros([n], device)),
-            running_mean: RunningState::new(Tensor::zeros([n], device)),
-            running_var: RunningState::new(Tensor::ones([n], device)),
-            num_batches_tracked: RunningState::new(Tensor::zeros([1], device)),
+            running_mean: Buffer::new(Tensor::zeros([n], device)),
+            running_var: Buffer::new(Tensor::ones([n], device)),
+            num_batches_tracked: Buffer::new(Tensor::zeros([1], device)),
             training: Param::from_bool(true),
             eps: self.eps,
             momentum: self.momentum,
@@ -137,7 +140,8 @@ impl BatchNorm2d {
                 self.bias.val(),
                 self.running_mean.value().to_device(&device),
                 self.running_var.value().to_device(&device),
-            ];
+            ]
+            .map(|statistic| like(statistic, &input));
             batch_norm(input, statistics, self.eps, relu)
         }
     }
@@ -151,33 +155,25 @@ impl BatchNorm2d {
             input.dims()
         );
         let device = input.device();
-        let out = batch_norm_train(input, self.weight.val(), self.bias.val(), self.eps, relu);
-        let unbiased = out
-            .variance
-            .detach()
-            .mul_scalar(count as f64 / (count - 1) as f64);
+        let (gamma, beta) = (
+            like(self.weight.val(), &input),
+            like(self.bias.val(), &input),
+        );
+        let out = batch_norm_train(input, gamma, beta, self.eps, relu);
+        // Running statistics stay in f32 whatever the compute dtype.
+        let unbiased = full(out.variance.detach()).mul_scalar(count as f64 / (count - 1) as f64);
         let m = self.momentum;
-        let mean = self.running_mean.value_sync().to_device(&device);
-        let var = self.running_var.value_sync().to_device(&device);
-        let seen = self.num_batches_tracked.value_sync().to_device(&device);
-        self.running_mean.update(
+        let mean = self.running_mean.value().to_device(&device);
+        let var = self.running_var.value().to_device(&device);
+        let seen = self.num_batches_tracked.value().to_device(&device);
+        self.running_mean.set(
             mean.mul_scalar(1.0 - m)
-                .add(out.mean.detach().mul_scalar(m))
+                .add(full(out.mean.detach()).mul_scalar(m))
                 .detach(),
         );
         self.running_var
-            .update(var.mul_scalar(1.0 - m).add(unbiased.mul_scalar(m)).detach());
-        self.num_batches_tracked
-            .update(seen.add_scalar(1.0).detach());
-        // Burn's RunningState keeps updates per thread until the next sync; fold them in now so
-        // the state dict and eval mode always see this batch.
-        for state in [
-            &self.running_mean,
-            &self.running_var,
-            &self.num_batches_tracked,
-        ] {
-            let _ = state.value_sync();
-        }
+            .set(var.mul_scalar(1.0 - m).add(unbiased.mul_scalar(m)).detach());
+        self.num_batches_tracked.set(seen.add_scalar(1.0).detach());
         out.output
     }
 

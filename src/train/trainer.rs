@@ -17,8 +17,9 @@ use crate::data::DataLoader;
 use crate::models::ResNet;
 use crate::nn::{CrossEntropyLoss, CrossEntropyLossConfig, train_mode};
 use crate::optim::{LrSchedule, Optimizer};
+use crate::precision::full;
 use crate::weights::{LoadOptions, load_state_dict, state_dict, write_atomically};
-use crate::{Error, Result};
+use crate::{Error, Precision, Result};
 
 /// A module that maps images `[N, 3, H, W]` to class logits `[N, classes]`.
 pub trait Classifier: Module + Clone {
@@ -48,6 +49,10 @@ pub struct TrainerConfig {
     pub log_every: usize,
     /// How progress is shown.
     pub progress: ProgressStyle,
+    /// The dtype the training forward and backward compute in (parameters, optimizer state and
+    /// loss stay `f32`); validation runs in `f32`.
+    #[serde(default)]
+    pub precision: Precision,
     /// Anything the program wants kept in `config.json` and the checkpoints (e.g. the model
     /// architecture and image size, to rebuild the model for prediction).
     pub extra: serde_json::Value,
@@ -64,6 +69,7 @@ impl TrainerConfig {
             seed: 0,
             log_every: 10,
             progress: ProgressStyle::Auto,
+            precision: Precision::F32,
             extra: serde_json::Value::Null,
         }
     }
@@ -186,6 +192,16 @@ impl Trainer {
                 ),
             });
         }
+        if train.config().batch_size < 2 || train.dataset().len() < 2 {
+            return Err(Error::InvalidSetup {
+                problem: format!(
+                    "training needs batches of at least 2 images: batch norm cannot take statistics from one \
+                     ({} images, batch size {})",
+                    train.dataset().len(),
+                    train.config().batch_size
+                ),
+            });
+        }
         let classes = train.dataset().classes().to_vec();
         std::fs::create_dir_all(&self.config.run_dir)
             .map_err(|e| Error::io(&self.config.run_dir, e))?;
@@ -220,6 +236,7 @@ impl Trainer {
             history = checkpoint.meta.history;
         }
 
+        let mut told_single = false;
         while position.epoch < self.config.epochs {
             let epoch = position.epoch;
             let started = Instant::now();
@@ -233,8 +250,22 @@ impl Trainer {
             let mut done = position.batch;
             for batch in batches.by_ref() {
                 let batch = batch?;
+                if batch.labels.dims()[0] < 2 {
+                    // A last batch of one image: batch norm cannot train on it where a feature
+                    // map is 1x1 (PyTorch refuses it too), so it is left out, as `drop_last`.
+                    if !told_single {
+                        eprintln!(
+                            "note: a last batch of 1 image is left out of training each epoch \
+                             (batch norm needs 2 or more); choose a batch size that leaves more"
+                        );
+                        told_single = true;
+                    }
+                    done += 1;
+                    continue;
+                }
                 optimizer.set_lr_factor(self.config.schedule.factor(position.step));
-                let logits = model.forward(batch.images);
+                let images = self.config.precision.cast(batch.images);
+                let logits = full(model.forward(images));
                 let loss = self.loss.forward(logits.clone(), batch.labels.clone());
                 metrics.add(
                     logits.detach().inner(),

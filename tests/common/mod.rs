@@ -6,10 +6,23 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ferrovision::weights::{RawTensor, StateDict};
 
-/// The devices every golden test runs on: ndarray and flex, plus wgpu when the feature is on.
+/// The devices every golden test runs on: ndarray and flex, plus wgpu when the feature is on;
+/// or exactly those named in `FERROVISION_TEST_DEVICES` (comma-separated `device::by_name`
+/// names, e.g. `cuda,wgpu` on a GPU machine).
 ///
 /// With `CI=true` a missing wgpu adapter fails the test; elsewhere wgpu is skipped with a reason.
 pub fn devices() -> Vec<(&'static str, Device)> {
+    if let Ok(names) = std::env::var("FERROVISION_TEST_DEVICES") {
+        return names
+            .split(',')
+            .map(|name| {
+                let name: &'static str = Box::leak(name.trim().to_string().into_boxed_str());
+                let device = ferrovision::device::by_name(name)
+                    .unwrap_or_else(|e| panic!("FERROVISION_TEST_DEVICES: {e}"));
+                (name, device)
+            })
+            .collect();
+    }
     let mut devices = vec![("ndarray", ferrovision::device::ndarray())];
     #[cfg(feature = "flex")]
     devices.push(("flex", ferrovision::device::flex()));
@@ -34,9 +47,12 @@ pub fn devices() -> Vec<(&'static str, Device)> {
     devices
 }
 
+/// A file under `tests/fixtures`, or under `FERROVISION_FIXTURES` when set (a test binary run
+/// away from its source tree, as `scripts/gpu_check.sh` does).
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+    std::env::var_os("FERROVISION_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
         .join(name)
 }
 
