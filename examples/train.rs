@@ -51,7 +51,7 @@ struct Args {
     /// built-in shapes dataset is drawn into the run folder.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Device: cpu (flex), flex, ndarray, cuda, wgpu, wgpu-cpu.
+    /// Device: cpu (flex), flex, ndarray, wgpu, wgpu-cpu, vulkan, cuda (GPU ones with their feature).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Compute dtype of the training forward/backward: f32, bf16, f16 (GPU devices; parameters,

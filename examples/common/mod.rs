@@ -15,7 +15,7 @@ use ferrovision::weights::{LoadOptions, load_state_dict};
 /// The `--device` flag of the example CLIs.
 #[derive(clap::Args, Debug)]
 pub struct DeviceArg {
-    /// Device: cpu (flex), flex, ndarray, cuda, wgpu, wgpu-cpu.
+    /// Device: cpu (flex), flex, ndarray, wgpu, wgpu-cpu, vulkan, cuda (GPU ones with their feature).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
