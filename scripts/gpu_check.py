@@ -240,7 +240,7 @@ def main():
                                                   args.golden_limit)
     rows = table(cases, variants, best)
     log("\nResNet-18 images/s (best of rounds; ratios: ours / PyTorch's better f32 layout, "
-        "ours bf16 / PyTorch bf16 autocast channels_last):\n" + rows)
+        "our best f16/bf16 / PyTorch bf16 autocast channels_last):\n" + rows)
     results = {
         "dry_run": args.dry_run,
         "goldens": golden,
