@@ -121,8 +121,8 @@ def goldens(pack, devices, env, limit):
 def ours(pack, device, precision, case, dry):
     mode, batch, size = case
     return [os.path.join(pack, "bin", "model_throughput"), "--json", "--device", device,
-               "--precision", precision, "--mode", mode, "--batch", str(batch),
-               "--size", str(size), "--warmup", "1" if dry else "2", "--iters", "1" if dry else "5"]
+            "--precision", precision, "--mode", mode, "--batch", str(batch), "--size", str(size),
+            "--warmup", "1" if dry else "2", "--iters", "1" if dry else "5"]
 
 
 def torch(pack, precision, channels_last, case, dry):
@@ -173,6 +173,11 @@ def throughput(pack, cases, ours_variants, dry, env, limit, rounds):
     return variants, best
 
 
+def precision_of(side, options):
+    """The precision of a variant: ours are (device, precision), PyTorch's (precision, layout)."""
+    return options[1] if side == "ours" else options[0]
+
+
 def table(cases, variants, best):
     """Markdown rows: images/s of each variant, then ours over PyTorch: our best f32 over its
     better f32 layout, and our best half precision over its bf16 autocast."""
@@ -188,10 +193,12 @@ def table(cases, variants, best):
         def best_of(keys):
             return max([rate[k] for k in keys if rate.get(k)], default=None)
 
-        torch_f32 = best_of(["torch f32", "torch f32 channels_last"])
-        torch_half = best_of(["torch bf16 channels_last"])
-        ours_f32 = best_of([k for k in labels if k.startswith("ours") and k.endswith(" f32")])
-        ours_half = best_of([k for k in labels if k.startswith("ours") and k[-4:] in ("bf16", " f16")])
+        def labels_of(side, full):
+            return [label for label, s, options in variants
+                    if s == side and (precision_of(s, options) == "f32") == full]
+
+        torch_f32, torch_half = best_of(labels_of("torch", True)), best_of(labels_of("torch", False))
+        ours_f32, ours_half = best_of(labels_of("ours", True)), best_of(labels_of("ours", False))
         ratio_f32 = f"{ours_f32 / torch_f32:.2f}x" if ours_f32 and torch_f32 else "-"
         ratio_half = f"{ours_half / torch_half:.2f}x" if ours_half and torch_half else "-"
         cells = [f"{rate[k]:.1f}" if rate[k] else "failed" for k in labels]

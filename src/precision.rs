@@ -59,7 +59,7 @@ impl Precision {
     /// # Errors
     ///
     /// [`Error::UnsupportedPrecision`] when the device cannot do arithmetic in the dtype (Burn's
-    /// `supports_dtype`: e.g. bf16 on most Vulkan drivers).
+    /// `supports_dtype`: e.g. bf16 on Mesa's lavapipe).
     pub fn check(self, device: &Device) -> Result<()> {
         if device.supports_dtype(self.dtype()) {
             Ok(())

@@ -3,7 +3,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use image::error::DecodingError;
+use image::error::{DecodingError, ImageFormatHint};
 use image::{ImageError, ImageFormat, ImageReader, ImageResult, Limits, RgbImage};
 
 use crate::{Error, Result};
@@ -57,11 +57,12 @@ fn decode_rgb_bytes(bytes: &[u8], limits: DecodeLimits) -> ImageResult<RgbImage>
     image_limits.max_image_height = Some(limits.max_side);
     image_limits.max_alloc = Some(limits.max_alloc);
     reader.limits(image_limits);
+    let format = reader.format();
     let image = reader.decode()?.into_rgb8();
     if image.width() == 0 || image.height() == 0 {
         // A valid header can declare a zero side (`P5 0 1`); no transform can scale it.
         return Err(ImageError::Decoding(DecodingError::new(
-            reader_format(bytes).into(),
+            format.map_or(ImageFormatHint::Unknown, Into::into),
             format!(
                 "the image is {}x{} pixels: nothing to show",
                 image.width(),
@@ -70,11 +71,6 @@ fn decode_rgb_bytes(bytes: &[u8], limits: DecodeLimits) -> ImageResult<RgbImage>
         )));
     }
     Ok(image)
-}
-
-/// The format of `bytes` as guessed from their content, for error messages.
-fn reader_format(bytes: &[u8]) -> image::error::ImageFormatHint {
-    image::guess_format(bytes).map_or(image::error::ImageFormatHint::Unknown, Into::into)
 }
 
 /// Whether a JPEG stream holds its end-of-image marker (`FF D9`); trailing bytes after it are

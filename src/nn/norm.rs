@@ -1,12 +1,12 @@
 //! Batch normalisation with PyTorch's semantics.
 
-use crate::kernels::{batch_norm, batch_norm_train};
-use crate::precision::{full, like};
 use burn::config::Config;
 use burn::module::{Flag, Module, Param};
+use burn::tensor::{Device, Tensor};
 
 use super::Buffer;
-use burn::tensor::{Device, Tensor};
+use crate::kernels::{batch_norm, batch_norm_train};
+use crate::precision::{full, like};
 
 /// Configuration of a [`BatchNorm2d`], named and defaulted as `torch.nn.BatchNorm2d`.
 #[derive(Config, Debug)]
