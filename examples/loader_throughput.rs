@@ -68,7 +68,7 @@ fn transform(preset: Preset, size: u32) -> Compose {
 }
 
 /// Seconds per image spent decoding, transforming, and converting + normalising, on one thread.
-fn breakdown(folder: &ImageFolder, args: &Args) -> ferrovision::Result<[f64; 3]> {
+fn breakdown(folder: &ImageFolder, args: &Args) -> Result<[f64; 3], Box<dyn std::error::Error>> {
     let images = transform(args.preset, args.size);
     let to_tensor = Compose::new().normalize(Normalize::imagenet());
     let mut buffer = Vec::new();
@@ -78,10 +78,10 @@ fn breakdown(folder: &ImageFolder, args: &Args) -> ferrovision::Result<[f64; 3]>
         let start = Instant::now();
         let image = decode_rgb(path, DecodeLimits::default())?;
         let decoded = Instant::now();
-        let image = images.apply_image(image, &mut StdRng::seed_from_u64(index as u64));
+        let image = images.apply_image(image, &mut StdRng::seed_from_u64(index as u64))?;
         let transformed = Instant::now();
         buffer.clear();
-        to_tensor.apply_into(image, &mut StdRng::seed_from_u64(0), &mut buffer);
+        to_tensor.apply_into(image, &mut StdRng::seed_from_u64(0), &mut buffer)?;
         let converted = Instant::now();
         spent[0] += decoded - start;
         spent[1] += transformed - decoded;

@@ -46,7 +46,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     for path in &args.images {
         let image = ferrovision::data::decode_rgb(path, Default::default())?;
         // The eval transform draws no random numbers; the RNG is only a parameter.
-        let tensor = transform.apply(image, &mut StdRng::seed_from_u64(0));
+        let tensor = transform
+            .apply(image, &mut StdRng::seed_from_u64(0))
+            .map_err(|source| ferrovision::Error::Transform {
+                path: path.clone(),
+                source,
+            })?;
         let [c, h, w] = tensor.shape;
         let input = Tensor::<4>::from_data(TensorData::new(tensor.data, [1, c, h, w]), &device);
         let probabilities = softmax(model.forward(input), 1)

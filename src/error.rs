@@ -195,6 +195,65 @@ pub enum Error {
         /// What is missing or wrong, e.g. "no `ferrovision.checkpoint` metadata".
         problem: String,
     },
+    /// A file the loader will not read: not a regular file (a FIFO, a device), or larger than
+    /// the limit (see [`DecodeLimits::max_file_bytes`](crate::data::DecodeLimits)).
+    #[error("`{path}`: {problem}")]
+    FileRejected {
+        /// The file.
+        path: PathBuf,
+        /// Why, e.g. "not a regular file (a FIFO)".
+        problem: String,
+    },
+    /// The transforms could not make a tensor of an image: its output would be over the pixel
+    /// cap, or a transform panicked.
+    #[error("cannot transform image `{path}`: {source}")]
+    Transform {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: crate::data::transforms::TransformError,
+    },
+    /// A weight file whose tensors would take more memory than the reading budget (e.g. a
+    /// zero-stride view declaring billions of elements over one stored value).
+    #[error(
+        "`{path}`: tensor `{key}` declares {bytes} bytes, past the reading budget of {budget} bytes for this file"
+    )]
+    WeightsTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The key that passed the budget.
+        key: String,
+        /// The bytes the tensors read so far and this one would take.
+        bytes: u64,
+        /// The budget.
+        budget: u64,
+    },
+    /// A resume checkpoint written by a run with other settings than this one.
+    #[error(
+        "cannot resume from `{path}`: its {what} is {checkpoint}, this run's is {current}; resume with the same settings, or start afresh in a new run folder (without --resume)"
+    )]
+    ResumeMismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What differs: "classes", "seed", "batch size", "optimizer", "training images".
+        what: &'static str,
+        /// The checkpoint's value.
+        checkpoint: String,
+        /// This run's value.
+        current: String,
+    },
+    /// Another process holds the run folder's lock (`.lock`).
+    #[error(
+        "run folder `{run_dir}` is in use by another run (lock `{}` held{}); wait for it, or choose another folder",
+        run_dir.join(".lock").display(),
+        holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_default()
+    )]
+    RunLocked {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// What the lock file says of its holder (process id), when readable.
+        holder: Option<String>,
+    },
     /// A training configuration that cannot run, e.g. a dataset with fewer classes than the
     /// model or an empty loader.
     #[error("invalid training setup: {problem}")]

@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+mod atomic;
 pub mod data;
 pub mod device;
 mod error;

@@ -115,7 +115,7 @@ fn deterministic_transforms_match_torchvision_within_one_level() {
     let eval = Compose::new()
         .then(Resize::new(256))
         .then(CenterCrop::new(224));
-    let tensor = eval.apply(load("picture_200x150.png"), &mut rng());
+    let tensor = eval.apply(load("picture_200x150.png"), &mut rng()).unwrap();
     assert_eq!(tensor.shape, [3, 224, 224]);
     let (_, expected) = g.raw("eval_preset");
     let plane = 224 * 224;
@@ -486,4 +486,246 @@ fn a_symlink_loop_adds_no_samples() {
     let folder = ImageFolder::new(&root).unwrap();
     assert_eq!(folder.len(), plain.len(), "{:?}", folder.samples());
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+fn jpeg_of(file: &str) -> Vec<u8> {
+    let picture = image::open(fixture(&format!("images/{file}"))).unwrap();
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut bytes, image::ImageFormat::Jpeg)
+        .unwrap();
+    bytes.into_inner()
+}
+
+/// A camera JPEG cut short: its EXIF segment holds a whole thumbnail JPEG, end marker
+/// included, but the main image's scan stops halfway. It must not decode with grey rows.
+#[test]
+fn a_cut_jpeg_with_an_exif_thumbnail_is_refused() {
+    let main = jpeg_of("picture_200x150.png");
+    let thumbnail = jpeg_of("gray_40x50.png");
+    let mut exif = b"Exif\0\0".to_vec();
+    exif.extend(&thumbnail);
+    let mut camera = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    camera.extend(((exif.len() + 2) as u16).to_be_bytes());
+    camera.extend(&exif);
+    camera.extend(&main[2..]);
+    let root = temp_dir("exif");
+    let whole = root.join("whole.jpg");
+    std::fs::write(&whole, &camera).unwrap();
+    let decoded = decode_rgb(&whole, DecodeLimits::default()).unwrap();
+    assert_eq!(decoded.dimensions(), (200, 150));
+    let cut = root.join("cut.jpg");
+    std::fs::write(&cut, &camera[..camera.len() - main.len() / 2]).unwrap();
+    match decode_rgb(&cut, DecodeLimits::default()) {
+        Err(Error::Image { path, .. }) => assert_eq!(path, cut),
+        other => panic!("a cut JPEG decoded: {other:?}"),
+    }
+}
+
+/// A FIFO named like an image, a link to `/dev/zero` and a file over the size limit: none is
+/// read (a FIFO would block a worker forever, `/dev/zero` never ends).
+#[test]
+fn fifos_devices_and_huge_files_are_not_read() {
+    let root = temp_dir("special");
+    copy("picture_97x61.png", &root.join("a/ok.png"));
+    let fifo = root.join("a/pipe.png");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0);
+    std::os::unix::fs::symlink("/dev/zero", root.join("a/zero.png")).unwrap();
+    // The listing leaves them out...
+    let folder = ImageFolder::new(&root).unwrap();
+    assert_eq!(folder.len(), 1, "{:?}", folder.samples());
+    // ...and decoding refuses them without blocking.
+    for path in [fifo, root.join("a/zero.png")] {
+        match decode_rgb(&path, DecodeLimits::default()) {
+            Err(Error::FileRejected { path: p, problem }) => {
+                assert_eq!(p, path);
+                assert!(problem.contains("not a regular file"), "{problem}");
+            }
+            other => panic!("{}: {other:?}", path.display()),
+        }
+    }
+    let limits = DecodeLimits {
+        max_file_bytes: 100,
+        ..DecodeLimits::default()
+    };
+    let ok = root.join("a/ok.png");
+    match decode_rgb(&ok, limits) {
+        Err(Error::FileRejected { problem, .. }) => assert!(problem.contains("limit"), "{problem}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A folder name that is not UTF-8 is a class like any other (named with U+FFFD).
+#[test]
+fn a_class_folder_with_a_non_utf8_name_is_read() {
+    use std::os::unix::ffi::OsStrExt;
+    let root = temp_dir("non-utf8");
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    copy("picture_97x61.png", &root.join(odd).join("x.png"));
+    copy("gray_40x50.png", &root.join("plain/y.png"));
+    let folder = ImageFolder::new(&root).unwrap();
+    assert_eq!(folder.classes(), ["caf\u{FFFD}", "plain"]);
+    assert_eq!(folder.len(), 2);
+    decode_rgb(&folder.samples()[0].0, DecodeLimits::default()).unwrap();
+}
+
+/// A 1 x 16384 strip resized by its shorter edge would be 256 x 4,194,304 pixels (3 GiB).
+#[test]
+fn a_resize_past_the_pixel_cap_is_a_typed_error() {
+    let eval = presets::eval(224);
+    let strip = RgbImage::new(16_384, 1);
+    match eval.apply(strip, &mut rng()) {
+        Err(ferrovision::data::transforms::TransformError::TooLarge { height, width, .. }) => {
+            assert_eq!((height, width), (256, 4_194_304));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Through the loader, the error names the file; under Skip the file is left out.
+    let root = temp_dir("strip");
+    std::fs::create_dir_all(root.join("a")).unwrap();
+    RgbImage::new(16_384, 1)
+        .save(root.join("a/strip.png"))
+        .unwrap();
+    copy("picture_97x61.png", &root.join("a/ok.png"));
+    let device = ferrovision::device::ndarray();
+    let loader = |on_error| {
+        let config = DataLoaderConfig::new(2).with_on_error(on_error);
+        DataLoader::new(
+            ImageFolder::new(&root).unwrap(),
+            presets::eval(224),
+            config,
+            device.clone(),
+        )
+    };
+    match loader(OnError::Fail).epoch(0).next() {
+        Some(Err(Error::Transform { path, .. })) => assert_eq!(path, root.join("a/strip.png")),
+        other => panic!("{other:?}"),
+    }
+    let batch = loader(OnError::Skip).epoch(0).next().unwrap().unwrap();
+    assert_eq!(batch.indices.len(), 1);
+}
+
+/// A transform that panics on one image.
+#[derive(Debug)]
+struct PanicsOnWidth(u32);
+
+impl ImageTransform for PanicsOnWidth {
+    fn apply(&self, image: RgbImage, _rng: &mut StdRng) -> RgbImage {
+        assert_ne!(
+            image.width(),
+            self.0,
+            "this transform refuses width {}",
+            self.0
+        );
+        image
+    }
+}
+
+/// A panic in a user's transform, on a worker thread, is a typed error naming the file: the
+/// epoch neither hangs nor loses the panic's message.
+#[test]
+fn a_panicking_transform_is_an_error_naming_the_file() {
+    let root = temp_dir("panic");
+    copy("picture_97x61.png", &root.join("a/one.png"));
+    copy("gray_40x50.png", &root.join("a/two.png"));
+    copy("picture_97x61.png", &root.join("b/three.png"));
+    let device = ferrovision::device::ndarray();
+    for workers in [0, 2] {
+        let transform = Compose::new()
+            .then(PanicsOnWidth(40))
+            .then(Resize::exact(8, 8));
+        let config = DataLoaderConfig::new(1).with_num_workers(workers);
+        let loader = DataLoader::new(
+            ImageFolder::new(&root).unwrap(),
+            transform,
+            config,
+            device.clone(),
+        );
+        let results: Vec<_> = loader.epoch(0).collect();
+        assert!(results[0].is_ok());
+        match &results[1] {
+            Err(Error::Transform { path, source }) => {
+                assert_eq!(path, &root.join("a/two.png"));
+                assert!(source.to_string().contains("refuses width 40"), "{source}");
+            }
+            other => panic!("{workers} workers: {other:?}"),
+        }
+        assert_eq!(results.len(), 2, "the epoch ends at the error");
+    }
+}
+
+/// A transform that counts its calls and sleeps on images of one width.
+#[derive(Debug)]
+struct SlowOnWidth {
+    width: u32,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ImageTransform for SlowOnWidth {
+    fn apply(&self, image: RgbImage, _rng: &mut StdRng) -> RgbImage {
+        if image.width() == self.width {
+            std::thread::sleep(std::time::Duration::from_millis(400));
+        }
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        image
+    }
+}
+
+/// While one batch is slow, the other workers do not run ahead of it past the prefetch
+/// window: memory stays bounded whatever one file costs.
+#[test]
+fn workers_wait_for_a_slow_batch_within_the_prefetch_window() {
+    let root = temp_dir("window");
+    copy("gray_40x50.png", &root.join("a/000.png"));
+    for i in 1..40 {
+        copy("picture_97x61.png", &root.join(format!("a/{i:03}.png")));
+    }
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let transform = Compose::new()
+        .then(SlowOnWidth {
+            width: 40,
+            calls: calls.clone(),
+        })
+        .then(Resize::exact(8, 8));
+    let config = DataLoaderConfig::new(2)
+        .with_num_workers(2)
+        .with_prefetch(1);
+    let device = ferrovision::device::ndarray();
+    let loader = DataLoader::new(ImageFolder::new(&root).unwrap(), transform, config, device);
+    let mut epoch = loader.epoch(0);
+    epoch.next().unwrap().unwrap();
+    // Batch 0 plus at most prefetch x workers = 2 batches ahead, 2 images each.
+    let done = calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        done <= 6,
+        "{done} images transformed while batch 0 was slow"
+    );
+    assert_eq!(epoch.count(), 19);
+}
+
+/// Under Skip, a batch whose files are all bad is left out, but still counted by
+/// `Epoch::position`: where a resumed run starts does not shift.
+#[test]
+fn the_epoch_position_counts_batches_left_out_under_skip() {
+    let root = temp_dir("position");
+    copy("picture_97x61.png", &root.join("a/0.png"));
+    std::fs::write(root.join("a/1.png"), b"not a png").unwrap();
+    copy("picture_97x61.png", &root.join("a/2.png"));
+    let config = DataLoaderConfig::new(1).with_on_error(OnError::Skip);
+    let device = ferrovision::device::ndarray();
+    let loader = DataLoader::new(
+        ImageFolder::new(&root).unwrap(),
+        presets::eval(16),
+        config,
+        device,
+    );
+    let mut epoch = loader.epoch_from(0, 0);
+    assert_eq!(epoch.next().unwrap().unwrap().indices, [0]);
+    assert_eq!(epoch.position(), 1);
+    assert_eq!(epoch.next().unwrap().unwrap().indices, [2]);
+    assert_eq!(epoch.position(), 3);
+    let mut resumed = loader.epoch_from(0, 2);
+    assert_eq!(resumed.next().unwrap().unwrap().indices, [2]);
+    assert_eq!(resumed.position(), 3);
 }

@@ -120,13 +120,13 @@ fn optimizers_match_torch_optim() {
             check(
                 &g,
                 &format!("{label} bias"),
-                linear.bias.unwrap().val(),
+                linear.bias.as_ref().unwrap().val(),
                 &format!("{case}.bias"),
             );
             // The state, by PyTorch's buffer names, through a save/load round trip.
             let state = optimizer.state_dict();
             let mut reloaded = make();
-            reloaded.load_state_dict(&state, &device).unwrap();
+            reloaded.load_state_dict(&state, &linear).unwrap();
             let again = reloaded.state_dict();
             assert_eq!(state, again, "{label}: state changed in a round trip");
             let mut buffers = 0;
@@ -253,14 +253,71 @@ fn frozen_parameters_do_not_move_and_get_no_state() {
 #[test]
 fn optimizer_state_rejects_unknown_keys() {
     let device = ferrovision::device::ndarray();
+    let linear = ferrovision::nn::LinearConfig::new(5, 3).init(&device);
     let mut dict = ferrovision::weights::StateDict::new();
     dict.insert(
-        "fc.weight.velocity",
+        "weight.velocity",
         ferrovision::weights::RawTensor::from_f32(vec![1], &[0.0]),
     );
     let err = SgdConfig::new(0.1)
         .init()
-        .load_state_dict(&dict, &device)
+        .load_state_dict(&dict, &linear)
         .unwrap_err();
-    assert!(err.to_string().contains("fc.weight.velocity"), "{err}");
+    assert!(err.to_string().contains("weight.velocity"), "{err}");
+}
+
+/// Optimizer state of another model or another rule: refused with every key checked, never
+/// zipped against parameters of another size (Adam's kernel would give the rest zeros).
+#[test]
+fn optimizer_state_is_checked_against_the_parameters_and_the_rule() {
+    use ferrovision::weights::{RawTensor, StateDict};
+    let device = ferrovision::device::cpu();
+    let linear = ferrovision::nn::LinearConfig::new(5, 3).init(&device);
+    let adam_state = |n: usize| {
+        let mut dict = StateDict::new();
+        dict.insert("weight.step", RawTensor::from_f32(vec![], &[3.0]));
+        dict.insert(
+            "weight.exp_avg",
+            RawTensor::from_f32(vec![n], &vec![0.1; n]),
+        );
+        dict.insert(
+            "weight.exp_avg_sq",
+            RawTensor::from_f32(vec![n], &vec![0.1; n]),
+        );
+        dict
+    };
+    let mut adam = AdamConfig::new().init();
+    adam.load_state_dict(&adam_state(15), &linear).unwrap();
+    assert_eq!(adam.steps_of("weight"), 3);
+    // A state of a 4 x 5 layer for this 3 x 5 one.
+    let err = AdamConfig::new()
+        .init()
+        .load_state_dict(&adam_state(20), &linear)
+        .unwrap_err();
+    assert!(
+        matches!(&err, ferrovision::Error::IncompatibleWeights { mismatched, .. } if mismatched.len() == 2),
+        "{err}"
+    );
+    assert!(err.to_string().contains("weight.exp_avg"), "{err}");
+    // Adam's state for SGD.
+    let err = SgdConfig::new(0.1)
+        .with_momentum(0.9)
+        .init()
+        .load_state_dict(&adam_state(15), &linear)
+        .unwrap_err();
+    assert!(err.to_string().contains("weight.exp_avg"), "{err}");
+    // A parameter the model does not have.
+    let mut dict = StateDict::new();
+    dict.insert(
+        "fc.weight.momentum_buffer",
+        RawTensor::from_f32(vec![15], &[0.0; 15]),
+    );
+    let err = SgdConfig::new(0.1)
+        .init()
+        .load_state_dict(&dict, &linear)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("fc.weight.momentum_buffer"),
+        "{err}"
+    );
 }

@@ -190,19 +190,9 @@ fn resume_gives_the_same_run_as_no_interruption() {
     let root = shapes(&dir, 4, 2);
     let device = ferrovision::device::cpu();
     let (train, val) = loaders(&root, 8, &device);
-    // Fresh copies of one initial model (a clone would share its batch-norm running
-    // statistics, which Burn keeps behind a shared lock).
-    let initial = state_dict(&model(&device));
-    let start = || {
-        let fresh = model(&device);
-        ferrovision::weights::load_state_dict(
-            fresh,
-            &initial,
-            &ferrovision::weights::LoadOptions::strict(),
-        )
-        .unwrap()
-        .0
-    };
+    // Independent copies of one initial model (a clone copies batch-norm running statistics).
+    let initial = model(&device);
+    let start = || initial.clone();
     let sgd = || SgdConfig::new(0.05).with_momentum(0.9).init();
 
     let straight = dir.join("straight");
@@ -226,10 +216,7 @@ fn resume_gives_the_same_run_as_no_interruption() {
             Some(checkpoint),
         )
         .unwrap();
-    assert_eq!(records(&split).len(), 3);
-    for (a, b) in records(&straight).iter().zip(records(&split).iter()) {
-        assert_eq!(strip_time(a), strip_time(b), "epoch {}", a.epoch);
-    }
+    assert_same_records(&straight, &split, 3);
     assert_eq!(state_dict(&full.model), state_dict(&resumed.model));
 
     // Ctrl-C in the middle of epoch 2: a checkpoint at that batch, and the resume ends where
@@ -269,9 +256,305 @@ fn resume_gives_the_same_run_as_no_interruption() {
         )
         .unwrap();
     assert_eq!(state_dict(&full.model), state_dict(&resumed.model));
-    let (a, b) = (&records(&straight)[2], &records(&stopped)[2]);
-    assert_eq!(a.val, b.val, "validation after the interrupted epoch");
+    // Every epoch's record, the interrupted one's training metrics included (the checkpoint
+    // kept its sums).
+    assert_same_records(&straight, &stopped, 3);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A stop asked for at an epoch's last batch finishes that epoch (validation, checkpoints)
+/// and the resume goes on from the next one, ending where an uninterrupted run does.
+#[test]
+fn a_stop_at_the_last_batch_resumes_to_the_same_run() {
+    let dir = temp_dir("resume-last");
+    let root = shapes(&dir, 4, 2);
+    let device = ferrovision::device::cpu();
+    // 20 training images in one batch: every batch is an epoch's last.
+    let (train, val) = loaders(&root, 20, &device);
+    assert_eq!(train.len(), 1);
+    let initial = model(&device);
+    let start = || initial.clone();
+    let adam = || AdamConfig::new().with_lr(1e-3).init();
+    let straight = dir.join("straight");
+    let full = trainer(2, &straight)
+        .fit(start(), &mut adam(), &train, Some(&val), None)
+        .unwrap();
+    let stopped = dir.join("stopped");
+    let interrupted = trainer(2, &stopped);
+    interrupted.stop_handle().store(true, Ordering::Relaxed);
+    let outcome = interrupted
+        .fit(start(), &mut adam(), &train, Some(&val), None)
+        .unwrap();
+    assert!(outcome.interrupted);
+    let checkpoint = Checkpoint::load(stopped.join("last.safetensors")).unwrap();
+    let position = &checkpoint.meta.position;
+    assert_eq!((position.epoch, position.batch), (1, 0));
+    let resumed = trainer(2, &stopped)
+        .fit(
+            model(&device),
+            &mut adam(),
+            &train,
+            Some(&val),
+            Some(checkpoint),
+        )
+        .unwrap();
+    assert_eq!(state_dict(&full.model), state_dict(&resumed.model));
+    assert_same_records(&straight, &stopped, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A resume with another seed, batch size, optimizer or class list would not continue the
+/// run: refused before any step, naming what differs.
+#[test]
+fn a_resume_with_other_settings_is_refused() {
+    let dir = temp_dir("resume-check");
+    let root = shapes(&dir, 4, 1);
+    let device = ferrovision::device::cpu();
+    let (train, val) = loaders(&root, 8, &device);
+    let run = dir.join("run");
+    trainer(1, &run)
+        .fit(
+            model(&device),
+            &mut SgdConfig::new(0.01).init(),
+            &train,
+            Some(&val),
+            None,
+        )
+        .unwrap();
+    let resume =
+        |trainer: Trainer, optimizer: &mut ferrovision::optim::Optimizer, train: &DataLoader| {
+            let checkpoint = Checkpoint::load(run.join("last.safetensors")).unwrap();
+            match trainer.fit(model(&device), optimizer, train, None, Some(checkpoint)) {
+                Err(Error::ResumeMismatch { what, .. }) => what,
+                other => panic!(
+                    "expected ResumeMismatch, got {:?}",
+                    other.map(|o| o.history.len())
+                ),
+            }
+        };
+    let sgd = || SgdConfig::new(0.01).init();
+    assert_eq!(
+        resume(trainer(2, &run), &mut AdamConfig::new().init(), &train),
+        "optimizer"
+    );
+    let mut seeded = TrainerConfig::new(2, &run);
+    seeded.seed = 9;
+    seeded.progress = ProgressStyle::Quiet;
+    assert_eq!(resume(Trainer::new(seeded), &mut sgd(), &train), "seed");
+    let (small_batches, _) = loaders(&root, 4, &device);
+    assert_eq!(
+        resume(trainer(2, &run), &mut sgd(), &small_batches),
+        "batch size"
+    );
+    std::fs::remove_dir_all(root.join("train/triangle")).unwrap();
+    std::fs::remove_dir_all(root.join("val/triangle")).unwrap();
+    let (four_classes, _) = loaders(&root, 8, &device);
+    assert_eq!(
+        resume(trainer(2, &run), &mut sgd(), &four_classes),
+        "classes"
+    );
+    let err = {
+        let checkpoint = Checkpoint::load(run.join("last.safetensors")).unwrap();
+        trainer(2, &run)
+            .fit(
+                model(&device),
+                &mut AdamConfig::new().init(),
+                &train,
+                None,
+                Some(checkpoint),
+            )
+            .unwrap_err()
+    };
+    assert!(err.to_string().contains("start afresh"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Checkpoint headers keep summaries of past epochs (no per-class lists, no C x C matrices),
+/// `metrics.jsonl` keeps everything, and a NaN (an empty validation pass) reads back.
+#[test]
+fn checkpoints_keep_summaries_and_nan_metrics_read_back() {
+    let dir = temp_dir("summaries");
+    let root = shapes(&dir, 4, 1);
+    let device = ferrovision::device::cpu();
+    let (train, val) = loaders(&root, 8, &device);
+    let run = dir.join("run");
+    trainer(1, &run)
+        .fit(
+            model(&device),
+            &mut SgdConfig::new(0.01).init(),
+            &train,
+            Some(&val),
+            None,
+        )
+        .unwrap();
+    let mut checkpoint = Checkpoint::load(run.join("last.safetensors")).unwrap();
+    let kept = &checkpoint.meta.history[0];
+    assert!(kept.train.confusion.is_empty() && kept.train.per_class.is_empty());
+    assert_eq!(records(&run)[0].train.confusion.len(), 5);
+    assert_eq!(kept, &records(&run)[0].summary());
+
+    // NaN metrics are written as JSON null and read back as NaN.
+    let mut record = kept.clone();
+    record.val = Some(EpochMetrics::from_confusion(
+        f32::NAN,
+        f64::NAN,
+        vec![],
+        &[],
+    ));
+    checkpoint.meta.history = vec![record];
+    let path = dir.join("nan.safetensors");
+    checkpoint.save(&path).unwrap();
+    let back = Checkpoint::load(&path).unwrap();
+    let val = back.meta.history[0].val.as_ref().unwrap();
+    assert!(val.loss.is_nan() && val.top5_accuracy.is_nan());
+
+    // Past 100 classes the confusion picture lists the top confusions: its size does not
+    // grow with the square of the classes.
+    let c = 1000;
+    let mut confusion = vec![vec![0u64; c]; c];
+    for (i, row) in confusion.iter_mut().enumerate() {
+        row[i] = 5;
+        row[(i * 7 + 1) % c] = (i % 13) as u64;
+    }
+    let names: Vec<String> = (0..c).map(|i| format!("class{i}")).collect();
+    let svg = ferrovision::train::confusion_svg(&confusion, &names);
+    assert!(svg.len() < 20_000, "{} bytes", svg.len());
+    assert!(svg.contains("most frequent confusions") && svg.contains(">12<"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A second run on a folder another run holds fails at once, naming the lock.
+#[test]
+fn a_locked_run_folder_is_refused_at_once() {
+    let dir = temp_dir("lock");
+    let root = shapes(&dir, 2, 1);
+    let device = ferrovision::device::cpu();
+    let (train, _) = loaders(&root, 4, &device);
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let holder = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(run.join(".lock"))
+        .unwrap();
+    holder.try_lock().unwrap();
+    let err = trainer(1, &run)
+        .fit(
+            model(&device),
+            &mut SgdConfig::new(0.01).init(),
+            &train,
+            None,
+            None,
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::RunLocked { .. }), "{err:?}");
+    assert!(err.to_string().contains(".lock"), "{err}");
+    drop(holder);
+    trainer(1, &run)
+        .fit(
+            model(&device),
+            &mut SgdConfig::new(0.01).init(),
+            &train,
+            None,
+            None,
+        )
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The child half of the kill -9 test: saves two checkpoints in turn, forever.
+fn save_forever(dir: &Path) -> ! {
+    use ferrovision::nn::LinearConfig;
+    use ferrovision::train::{CheckpointMeta, RunPosition};
+    let device = ferrovision::device::ndarray();
+    let models = [1.0f32, 2.0].map(|value| {
+        let linear = LinearConfig::new(512, 1000).init(&device);
+        let mut dict = state_dict(&linear);
+        for key in ["weight", "bias"] {
+            let tensor = dict.get(key).unwrap().clone();
+            let n = tensor.numel();
+            dict.insert(
+                key,
+                ferrovision::weights::RawTensor::from_f32(tensor.shape.clone(), &vec![value; n]),
+            );
+        }
+        dict
+    });
+    for round in 0usize.. {
+        let meta = CheckpointMeta {
+            position: RunPosition {
+                epoch: round,
+                batch: 0,
+                step: round,
+                seed: 0,
+                best_accuracy: None,
+            },
+            classes: vec!["a".into()],
+            config: serde_json::json!({}),
+            settings: None,
+            history: vec![],
+        };
+        Checkpoint {
+            model: models[round % 2].clone(),
+            optimizer: Default::default(),
+            epoch_metrics: Default::default(),
+            meta,
+        }
+        .save(dir.join("last.safetensors"))
+        .unwrap();
+    }
+    unreachable!()
+}
+
+/// `kill -9` in the middle of saves leaves a whole checkpoint: the previous or the new one,
+/// never a torn file (a child process saves in a loop and is killed at random moments).
+#[test]
+fn kill_9_during_a_save_leaves_a_loadable_checkpoint() {
+    if let Some(dir) = std::env::var_os("FERROVISION_SAVE_FOREVER") {
+        save_forever(Path::new(&dir));
+    }
+    let dir = temp_dir("kill9");
+    let last = dir.join("last.safetensors");
+    for round in 0..6u64 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "kill_9_during_a_save_leaves_a_loadable_checkpoint",
+                "--nocapture",
+            ])
+            .env("FERROVISION_SAVE_FOREVER", &dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while !last.exists() && started.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(37 * round + 11));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let checkpoint = Checkpoint::load(&last).unwrap();
+        let weight = checkpoint.model.get("weight").unwrap();
+        let values = weight.to_f32(&last, "weight", false).unwrap();
+        let first = values[0];
+        assert!(first == 1.0 || first == 2.0, "{first}");
+        assert!(
+            values.iter().all(|&v| v == first),
+            "a torn checkpoint after round {round}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Both run folders' `metrics.jsonl` hold `epochs` records, equal but for their timings.
+fn assert_same_records(a: &Path, b: &Path, epochs: usize) {
+    let (a, b) = (records(a), records(b));
+    assert_eq!((a.len(), b.len()), (epochs, epochs));
+    for (a, b) in a.iter().zip(&b) {
+        assert_eq!(strip_time(a), strip_time(b), "epoch {}", a.epoch);
+    }
 }
 
 /// A record without its timings, which differ between runs.
@@ -388,4 +671,44 @@ fn a_last_batch_of_one_image_is_left_out_not_a_panic() {
     assert!(matches!(err, Error::InvalidSetup { .. }), "{err:?}");
     assert!(err.to_string().contains("batch size 1"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The `train` example built next to this test binary (`cargo test` builds the examples).
+fn example(name: &str) -> Option<PathBuf> {
+    let deps = std::env::current_exe().ok()?.parent()?.to_path_buf();
+    let path = deps.parent()?.join("examples").join(name);
+    path.exists().then_some(path)
+}
+
+/// Flags out of range are clap errors naming the flag (exit code 2), never a panic.
+#[test]
+fn out_of_range_flags_are_usage_errors() {
+    let Some(train) = example("train") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but the train example was not built next to the tests"
+        );
+        eprintln!("skipping: the train example is not built (run the whole `cargo test`)");
+        return;
+    };
+    for (flag, value) in [
+        ("--batch-size", "0"),
+        ("--image-size", "0"),
+        ("--workers", "100000"),
+        ("--epochs", "-1"),
+    ] {
+        let out = std::process::Command::new(&train)
+            .args([
+                &format!("{flag}={value}"),
+                "--out",
+                "/nonexistent/never-written",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{flag} {value}: {stderr}");
+    }
 }

@@ -275,3 +275,22 @@ fn wrong_dtype_is_a_typed_error_naming_the_key() {
     assert_eq!(loaded, values);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `torch.zeros(1).expand(2_600_000_000)` saved by torch: 634 bytes that declare 10.4 GB. The
+/// reader refuses it from the declared shape, before reading (and so allocating) anything.
+#[test]
+fn a_zero_stride_view_is_refused_before_it_is_materialised() {
+    let path = fixture("hostile/stride0.pth");
+    match StateDict::from_file(&path) {
+        Err(Error::WeightsTooLarge {
+            path: p,
+            key,
+            bytes,
+            ..
+        }) => {
+            assert_eq!((p, key.as_str()), (path, "weight"));
+            assert_eq!(bytes, 4 * 2_600_000_000);
+        }
+        other => panic!("expected WeightsTooLarge, got {other:?}"),
+    }
+}

@@ -125,23 +125,27 @@ impl ImageFolder {
                 .is_some_and(|e| extensions.iter().any(|x| x.eq_ignore_ascii_case(e))),
         };
 
-        let mut classes = Vec::new();
+        // (class name, folder name): a folder name that is not UTF-8 gets a lossy class name
+        // (U+FFFD for the bad bytes) and is still read through its own name.
+        let mut folders = Vec::new();
         for entry in std::fs::read_dir(&root).map_err(|e| Error::io(&root, e))? {
             let entry = entry.map_err(|e| Error::io(&root, e))?;
             // metadata() follows symbolic links, as os.scandir(...).is_dir() does.
             if std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
-                classes.push(entry.file_name().to_string_lossy().into_owned());
+                let name = entry.file_name();
+                folders.push((name.to_string_lossy().into_owned(), name));
             }
         }
-        classes.sort();
-        if classes.is_empty() {
+        folders.sort();
+        if folders.is_empty() {
             return Err(Error::NoClasses { root });
         }
 
         let mut samples = Vec::new();
-        for (label, class) in classes.iter().enumerate() {
+        let classes: Vec<String> = folders.iter().map(|(class, _)| class.clone()).collect();
+        for (label, (class, folder)) in folders.iter().enumerate() {
             let mut files = Vec::new();
-            walk(&root.join(class), &mut files)?;
+            walk(&root.join(folder), &mut files)?;
             files.retain(|p| is_valid(p));
             files.sort();
             if files.is_empty() && !config.allow_empty {
@@ -245,7 +249,8 @@ impl ImageFolder {
     }
 }
 
-/// Every file below `dir`, following symbolic links, each directory listed once: a link back to
+/// Every regular file below `dir` (FIFOs, sockets and devices left out), following symbolic
+/// links, each directory listed once: a link back to
 /// a directory already walked (`ln -s . loop`, or a second link to the same folder; the first
 /// in name order is walked) adds nothing,
 /// so a loop cannot multiply the samples or make the listing endless. Only links cost a `stat`:
@@ -269,17 +274,18 @@ fn walk_once(dir: &Path, files: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>) 
     for entry in entries {
         let path = entry.path();
         let file_type = entry.file_type().map_err(|e| Error::io(&path, e))?;
-        let is_dir = if file_type.is_symlink() {
+        let file_type = if file_type.is_symlink() {
             match std::fs::metadata(&path) {
-                Ok(meta) => meta.is_dir(),
+                Ok(meta) => meta.file_type(),
                 Err(_) => continue, // a dangling link is not a sample
             }
         } else {
-            file_type.is_dir()
+            file_type
         };
-        if is_dir {
+        if file_type.is_dir() {
             walk_once(&path, files, seen)?;
-        } else {
+        } else if file_type.is_file() {
+            // FIFOs, sockets and devices are not samples: reading one can block or never end.
             files.push(path);
         }
     }

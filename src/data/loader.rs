@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -15,7 +15,7 @@ use rand::seq::SliceRandom;
 use super::decode::{DecodeLimits, decode_rgb};
 use super::image_folder::ImageFolder;
 use super::seed::mix;
-use super::transforms::Compose;
+use super::transforms::{Compose, TransformError};
 use crate::{Error, Result};
 
 /// What the loader does with a file it cannot decode.
@@ -41,7 +41,9 @@ pub struct DataLoaderConfig {
     pub num_workers: usize,
     /// Seeds the shuffling and every random transform, with the epoch and the sample index.
     pub seed: u64,
-    /// Finished batches each worker may hold ahead of the consumer (memory stays flat).
+    /// Batches each worker may work ahead of the consumer: at most `prefetch * num_workers`
+    /// batches are made or held beyond the one the consumer waits for, however slow one file
+    /// is, so memory stays flat.
     pub prefetch: usize,
     /// What to do with undecodable files.
     pub on_error: OnError,
@@ -227,6 +229,7 @@ impl DataLoader {
         let batches = Arc::new(batches);
         let skipped = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let window = Arc::new(Window::default());
         let mut workers = Vec::new();
         let mut receiver = None;
         if config.num_workers > 0 {
@@ -237,6 +240,7 @@ impl DataLoader {
                     shared: self.shared.clone(),
                     batches: batches.clone(),
                     next: next.clone(),
+                    window: window.clone(),
                     skipped: skipped.clone(),
                     stop: stop.clone(),
                     epoch,
@@ -251,9 +255,11 @@ impl DataLoader {
             device: self.device.clone(),
             epoch,
             batches,
+            first,
             next: 0,
             receiver,
             pending: BTreeMap::new(),
+            window,
             skipped,
             stop,
             workers,
@@ -262,10 +268,43 @@ impl DataLoader {
     }
 }
 
+/// The batch the consumer waits for, so workers do not run ahead of it past the prefetch
+/// window (the consumer holds out-of-order batches until their turn).
+#[derive(Default)]
+struct Window {
+    head: Mutex<usize>,
+    moved: Condvar,
+}
+
+impl Window {
+    /// Blocks until batch `b` is within `ahead` batches of the consumer's, or `stop` is set.
+    fn wait_for(&self, b: usize, ahead: usize, stop: &AtomicBool) -> bool {
+        let mut head = self.head.lock().expect("loader window lock");
+        while b > *head + ahead {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            // A timeout, so a stop set without a notification is still seen.
+            head = self
+                .moved
+                .wait_timeout(head, std::time::Duration::from_millis(50))
+                .expect("loader window lock")
+                .0;
+        }
+        true
+    }
+
+    fn advance(&self, head: usize) {
+        *self.head.lock().expect("loader window lock") = head;
+        self.moved.notify_all();
+    }
+}
+
 struct WorkerJob {
     shared: Arc<Shared>,
     batches: Arc<Vec<Vec<usize>>>,
     next: Arc<AtomicUsize>,
+    window: Arc<Window>,
     skipped: Arc<Mutex<Vec<SkippedFile>>>,
     stop: Arc<AtomicBool>,
     epoch: u64,
@@ -282,6 +321,10 @@ impl WorkerJob {
             let Some(indices) = self.batches.get(b) else {
                 return;
             };
+            let ahead = self.shared.config.prefetch * self.shared.config.num_workers;
+            if !self.window.wait_for(b, ahead, &self.stop) {
+                return;
+            }
             let result = make_batch(&self.shared, indices, self.epoch, &self.skipped);
             if self.tx.send((b, result)).is_err() {
                 return; // the epoch was dropped
@@ -304,8 +347,9 @@ fn make_batch(
     let mut item_shape: Option<[usize; 3]> = None;
     for &index in indices {
         let (path, label) = &shared.dataset.samples()[index];
-        let image = match decode_rgb(path, config.decode_limits) {
-            Ok(image) => image,
+        let mut rng = StdRng::seed_from_u64(mix(&[config.seed, epoch, index as u64]));
+        let shape = match load_sample(shared, path, &mut rng, &mut images) {
+            Ok(shape) => shape,
             Err(error) if config.on_error == OnError::Skip => {
                 skipped
                     .lock()
@@ -315,8 +359,6 @@ fn make_batch(
             }
             Err(error) => return Err(error),
         };
-        let mut rng = StdRng::seed_from_u64(mix(&[config.seed, epoch, index as u64]));
-        let shape = shared.transform.apply_into(image, &mut rng, &mut images);
         match item_shape {
             None => {
                 item_shape = Some(shape);
@@ -344,6 +386,35 @@ fn make_batch(
     })
 }
 
+/// Decodes and transforms one file, appending its tensor to `out`. A panic in a transform (a
+/// user's own step) is caught and returned as [`Error::Transform`] naming the file, so a worker
+/// thread never dies with its batch unsent.
+fn load_sample(
+    shared: &Shared,
+    path: &std::path::Path,
+    rng: &mut StdRng,
+    out: &mut Vec<f32>,
+) -> Result<[usize; 3]> {
+    let image = decode_rgb(path, shared.config.decode_limits)?;
+    let before = out.len();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        shared.transform.apply_into(image, rng, out)
+    }))
+    .unwrap_or_else(|panic| {
+        out.truncate(before);
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        Err(TransformError::Panicked { message })
+    });
+    result.map_err(|source| Error::Transform {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// The batches of one epoch, in order; a batch whose samples were all skipped is left out.
 /// Dropping it stops its workers.
 pub struct Epoch {
@@ -351,9 +422,11 @@ pub struct Epoch {
     device: Device,
     epoch: u64,
     batches: Arc<Vec<Vec<usize>>>,
+    first: usize,
     next: usize,
     receiver: Option<Receiver<(usize, Result<HostBatch>)>>,
     pending: BTreeMap<usize, Result<HostBatch>>,
+    window: Arc<Window>,
     skipped: Arc<Mutex<Vec<SkippedFile>>>,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
@@ -361,6 +434,13 @@ pub struct Epoch {
 }
 
 impl Epoch {
+    /// Batches of this epoch passed so far, counted from the epoch's first batch (not from
+    /// `first` of [`DataLoader::epoch_from`]), including batches left out because every one
+    /// of their files was skipped: where a resumed run must start.
+    pub fn position(&self) -> usize {
+        self.first + self.next
+    }
+
     /// Files skipped so far under [`OnError::Skip`], sorted by dataset index; complete once
     /// the epoch is exhausted.
     pub fn skipped(&self) -> Vec<PathBuf> {
@@ -390,9 +470,11 @@ impl Epoch {
             if let Some(result) = self.pending.remove(&b) {
                 return result;
             }
-            let (index, result) = receiver
-                .recv()
-                .expect("loader workers stopped before finishing the epoch");
+            let Ok((index, result)) = receiver.recv() else {
+                return Err(Error::InvalidSetup {
+                    problem: format!("the loader's workers stopped before batch {b} of the epoch"),
+                });
+            };
             self.pending.insert(index, result);
         }
     }
@@ -408,6 +490,7 @@ impl Iterator for Epoch {
             }
             let b = self.next;
             self.next += 1;
+            self.window.advance(b);
             let host = match self.host_batch(b) {
                 Ok(host) => host,
                 Err(error) => {

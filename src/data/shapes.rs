@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::seed::mix;
+use crate::atomic::write_atomically;
 use crate::{Error, Result};
 
 /// The classes of [`write_shapes`], in index order.
@@ -102,10 +103,32 @@ pub fn draw_shape(shape: &str, size: u32, rng: &mut StdRng) -> RgbImage {
 /// # Ok::<(), ferrovision::Error>(())
 /// ```
 ///
+/// Each file is written atomically (a temporary file renamed over it); into a folder that
+/// does not exist yet, the whole dataset is drawn in a temporary sibling folder renamed into
+/// place at the end, so an interrupted call leaves no half-written dataset behind.
+///
 /// # Errors
 /// [`Error::Io`] / [`Error::Image`] when a folder or file cannot be written.
 pub fn write_shapes(root: impl AsRef<Path>, config: &ShapesConfig) -> Result<()> {
     let root = root.as_ref();
+    if root.exists() {
+        return draw_all(root, config);
+    }
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = root.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let result = draw_all(&staging, config)
+        .and_then(|()| std::fs::rename(&staging, root).map_err(|e| Error::io(root, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+fn draw_all(root: &Path, config: &ShapesConfig) -> Result<()> {
     for (split, count, salt) in [
         ("train", config.train_per_class, 1u64),
         ("val", config.val_per_class, 2),
@@ -117,12 +140,14 @@ pub fn write_shapes(root: impl AsRef<Path>, config: &ShapesConfig) -> Result<()>
                 let mut rng =
                     StdRng::seed_from_u64(mix(&[config.seed, salt, label as u64, i as u64]));
                 let path = dir.join(format!("{i:04}.png"));
+                let mut png = Vec::new();
                 draw_shape(shape, config.size, &mut rng)
-                    .save(&path)
+                    .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
                     .map_err(|source| Error::Image {
                         path: path.clone(),
                         source,
                     })?;
+                write_atomically(&path, &png)?;
             }
         }
     }

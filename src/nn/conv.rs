@@ -71,8 +71,8 @@ impl Conv2dConfig {
     pub fn init(&self, device: &Device) -> Conv2d {
         assert!(
             self.groups > 0
-                && self.in_channels % self.groups == 0
-                && self.out_channels % self.groups == 0,
+                && self.in_channels.is_multiple_of(self.groups)
+                && self.out_channels.is_multiple_of(self.groups),
             "Conv2d: in_channels ({}) and out_channels ({}) must be divisible by groups ({})",
             self.in_channels,
             self.out_channels,

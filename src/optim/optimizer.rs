@@ -24,6 +24,27 @@ pub enum UpdateRule {
     AdamW(AdamWConfig),
 }
 
+impl UpdateRule {
+    /// PyTorch's class name: `SGD`, `Adam` or `AdamW`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            UpdateRule::Sgd(_) => "SGD",
+            UpdateRule::Adam(_) => "Adam",
+            UpdateRule::AdamW(_) => "AdamW",
+        }
+    }
+
+    /// The per-parameter buffers this rule keeps, by PyTorch's names.
+    fn buffers(&self) -> &'static [&'static str] {
+        match self {
+            UpdateRule::Sgd(_) => &["momentum_buffer"],
+            UpdateRule::Adam(_) | UpdateRule::AdamW(_) => {
+                &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+            }
+        }
+    }
+}
+
 /// Parameters whose state-dict key starts with `prefix`, with their own learning rate and
 /// weight decay: `{"params": model.fc.parameters(), "lr": 1e-3}` in PyTorch.
 ///
@@ -238,41 +259,60 @@ impl Optimizer {
         dict
     }
 
-    /// Replaces the optimizer state with one from [`state_dict`](Self::state_dict), its
-    /// buffers placed on `device`.
+    /// Replaces the optimizer state with one from [`state_dict`](Self::state_dict), for the
+    /// parameters of `module` (the model it will step), its buffers placed on the module's
+    /// device. Every key is checked before any is taken: it must name a parameter of `module`
+    /// and a buffer of this optimizer's rule (SGD's state is not Adam's), and each buffer must
+    /// hold as many values as its parameter.
     ///
     /// # Errors
     /// [`Error::Corrupt`] / [`Error::Dtype`] when a tensor cannot be read, and
-    /// [`Error::IncompatibleWeights`] when a key is neither `<param>.step` nor a known buffer.
-    pub fn load_state_dict(&mut self, dict: &StateDict, device: &Device) -> Result<()> {
-        const BUFFERS: [&str; 4] = ["momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
+    /// [`Error::IncompatibleWeights`] when a key names no parameter of `module`, is neither
+    /// `<param>.step` nor a buffer of this rule, or holds another number of values than its
+    /// parameter; the state is then left as it was.
+    pub fn load_state_dict<M: Module>(&mut self, dict: &StateDict, module: &M) -> Result<()> {
         let path = dict.source_or_memory();
+        let shapes = crate::weights::parameter_shapes(module);
+        let device = module.devices().into_iter().next().unwrap_or_default();
         let mut state: BTreeMap<String, ParamState> = BTreeMap::new();
         let mut unexpected = Vec::new();
+        let mut mismatched = Vec::new();
         for key in dict.keys() {
             let tensor = dict.get(key).expect("listed key");
             let Some((param, name)) = key.rsplit_once('.') else {
                 unexpected.push(key.to_string());
                 continue;
             };
+            let Some(shape) = shapes.get(param) else {
+                unexpected.push(key.to_string());
+                continue;
+            };
             let entry = state.entry(param.to_string()).or_default();
-            if name == "step" {
+            if name == "step" && tensor.numel() == 1 {
                 entry.step = tensor.to_f32(&path, key, true)?[0] as u64;
-            } else if BUFFERS.contains(&name) {
+            } else if self.rule.buffers().contains(&name) {
+                let n: usize = shape.iter().product();
+                if tensor.numel() != n {
+                    mismatched.push(crate::ShapeMismatch {
+                        key: key.to_string(),
+                        expected: vec![n],
+                        found: tensor.shape.clone(),
+                    });
+                    continue;
+                }
                 let values = tensor.to_f32(&path, key, false)?;
-                let n = values.len();
-                let buffer = Tensor::<1>::from_data(TensorData::new(values, [n]), device).inner();
+                let buffer = Tensor::<1>::from_data(TensorData::new(values, [n]), &device).inner();
                 entry.buffers.insert(name.to_string(), buffer);
             } else {
                 unexpected.push(key.to_string());
             }
         }
-        if !unexpected.is_empty() {
+        if !unexpected.is_empty() || !mismatched.is_empty() {
             return Err(Error::IncompatibleWeights {
                 path,
                 missing: Vec::new(),
                 unexpected,
-                mismatched: Vec::new(),
+                mismatched,
             });
         }
         self.state = state;

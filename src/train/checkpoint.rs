@@ -11,6 +11,7 @@ use crate::{Error, Result};
 const META_KEY: &str = "ferrovision.checkpoint";
 const MODEL: &str = "model.";
 const OPTIMIZER: &str = "optimizer.";
+const EPOCH_METRICS: &str = "epoch_metrics.";
 
 /// Where a run stands, stored with its checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +29,19 @@ pub struct RunPosition {
     pub best_accuracy: Option<f64>,
 }
 
+/// The settings a run must keep to be resumed: a resume with others would not continue the
+/// same run (another batch size or seed changes every batch; another optimizer cannot take
+/// this one's state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Images per training batch.
+    pub batch_size: usize,
+    /// Images in the training set.
+    pub train_images: usize,
+    /// The optimizer's PyTorch class name (`SGD`, `Adam`, `AdamW`).
+    pub optimizer: String,
+}
+
 /// What a checkpoint holds besides tensors: the position, the class names, and free-form JSON
 /// the program that wrote it needs to rebuild its model (e.g. the architecture and image size).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,7 +52,12 @@ pub struct CheckpointMeta {
     pub classes: Vec<String>,
     /// The run's configuration.
     pub config: serde_json::Value,
-    /// The epochs finished so far, with their metrics.
+    /// The settings a resume must match (absent in checkpoints of older versions).
+    #[serde(default)]
+    pub settings: Option<RunSettings>,
+    /// The epochs finished so far, as [summaries](EpochRecord::summary): the header stays
+    /// small whatever the number of classes (the run folder's `metrics.jsonl` has every
+    /// epoch's per-class metrics and confusion matrix).
     #[serde(default)]
     pub history: Vec<EpochRecord>,
 }
@@ -53,8 +72,19 @@ pub struct CheckpointMeta {
 /// std::fs::create_dir_all(&dir)?;
 /// let model = LinearConfig::new(4, 2).init(&ferrovision::device::ndarray());
 /// let position = RunPosition { epoch: 3, batch: 0, step: 30, seed: 7, best_accuracy: Some(0.9) };
-/// let meta = CheckpointMeta { position, classes: vec!["a".into(), "b".into()], config: serde_json::json!({}), history: vec![] };
-/// let checkpoint = Checkpoint { model: state_dict(&model), optimizer: Default::default(), meta };
+/// let meta = CheckpointMeta {
+///     position,
+///     classes: vec!["a".into(), "b".into()],
+///     config: serde_json::json!({}),
+///     settings: None,
+///     history: vec![],
+/// };
+/// let checkpoint = Checkpoint {
+///     model: state_dict(&model),
+///     optimizer: Default::default(),
+///     epoch_metrics: Default::default(),
+///     meta,
+/// };
 /// checkpoint.save(dir.join("last.safetensors"))?;
 /// let back = Checkpoint::load(dir.join("last.safetensors"))?;
 /// assert_eq!(back.meta.position.epoch, 3);
@@ -68,6 +98,10 @@ pub struct Checkpoint {
     pub model: StateDict,
     /// The optimizer's state dict ([`Optimizer::state_dict`](crate::optim::Optimizer::state_dict)).
     pub optimizer: StateDict,
+    /// The sums of the interrupted epoch's training metrics
+    /// ([`MetricsAccumulator::state_dict`](crate::train::MetricsAccumulator::state_dict));
+    /// empty at an epoch's end.
+    pub epoch_metrics: StateDict,
     /// Position, classes and configuration.
     pub meta: CheckpointMeta,
 }
@@ -82,6 +116,7 @@ impl Checkpoint {
         let mut dict = StateDict::new();
         dict.extend_prefixed(MODEL, self.model.clone());
         dict.extend_prefixed(OPTIMIZER, self.optimizer.clone());
+        dict.extend_prefixed(EPOCH_METRICS, self.epoch_metrics.clone());
         let meta = serde_json::to_string(&self.meta).expect("metadata serialises");
         dict.set_metadata(META_KEY, meta);
         dict.save_safetensors(path)
@@ -113,6 +148,7 @@ impl Checkpoint {
         Ok(Self {
             model,
             optimizer: dict.select_prefix(OPTIMIZER),
+            epoch_metrics: dict.select_prefix(EPOCH_METRICS),
             meta,
         })
     }

@@ -1,7 +1,10 @@
 //! Classification metrics, accumulated on the device and read once per epoch.
 
-use burn::tensor::{Int, Tensor};
-use serde::{Deserialize, Serialize};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::weights::{RawTensor, StateDict};
+use crate::{Error, Result};
 
 /// Sums of one epoch's loss, top-1 / top-5 hits and confusion matrix, kept as device tensors:
 /// adding a batch queues a few tensor operations and reads nothing back to the host.
@@ -80,6 +83,65 @@ impl MetricsAccumulator {
         (values[0] / n, values[1] / n)
     }
 
+    /// The sums so far as a state dict (`samples`, `loss_sum`, `top5`, `confusion`), read from
+    /// the device: a checkpoint taken in the middle of an epoch keeps them, so the resumed
+    /// epoch reports what an uninterrupted one would.
+    pub fn state_dict(&self) -> StateDict {
+        let mut dict = StateDict::new();
+        dict.insert(
+            "samples",
+            RawTensor::from_f32(vec![1], &[self.samples as f32]),
+        );
+        let sums = [("loss_sum", &self.loss_sum), ("top5", &self.top5)];
+        for (key, sum) in sums {
+            if let Some(sum) = sum {
+                dict.insert(key, RawTensor::from_f32(vec![1], &read(sum.clone())));
+            }
+        }
+        if let Some(confusion) = &self.confusion {
+            let c = self.num_classes;
+            let values = read(confusion.clone().reshape([c * c]));
+            dict.insert("confusion", RawTensor::from_f32(vec![c, c], &values));
+        }
+        dict
+    }
+
+    /// An accumulator holding the sums of [`state_dict`](Self::state_dict), on `device`.
+    ///
+    /// # Errors
+    /// [`Error::BadCheckpoint`] when a sum is missing or has the wrong size for `num_classes`.
+    pub fn from_state_dict(num_classes: usize, dict: &StateDict, device: &Device) -> Result<Self> {
+        let path = dict.source_or_memory();
+        let bad = |problem: String| Error::BadCheckpoint {
+            path: path.clone(),
+            problem: format!("epoch metrics: {problem}"),
+        };
+        let values = |key: &str, n: usize| -> Result<Vec<f32>> {
+            let tensor = dict.get(key).ok_or_else(|| bad(format!("no `{key}`")))?;
+            let values = tensor.to_f32(&path, key, true)?;
+            if values.len() != n {
+                return Err(bad(format!(
+                    "`{key}` holds {} values, expected {n}",
+                    values.len()
+                )));
+            }
+            Ok(values)
+        };
+        let samples = values("samples", 1)?[0];
+        let mut metrics = Self::new(num_classes);
+        if samples <= 0.0 {
+            return Ok(metrics);
+        }
+        let c = num_classes;
+        let tensor =
+            |v: Vec<f32>, n: usize| Tensor::<1>::from_data(TensorData::new(v, [n]), device);
+        metrics.samples = samples as usize;
+        metrics.loss_sum = Some(tensor(values("loss_sum", 1)?, 1));
+        metrics.top5 = Some(tensor(values("top5", 1)?, 1));
+        metrics.confusion = Some(tensor(values("confusion", c * c)?, c * c).reshape([c, c]));
+        Ok(metrics)
+    }
+
     /// Reads the sums from the device (once) and computes every metric.
     pub fn finish(self, classes: &[String]) -> EpochMetrics {
         let c = self.num_classes;
@@ -127,10 +189,13 @@ pub struct ClassMetrics {
     /// The class name.
     pub name: String,
     /// Of the samples predicted as this class, the fraction that are (0 when none is).
+    #[serde(deserialize_with = "nan_if_null")]
     pub precision: f64,
     /// Of the samples of this class, the fraction found.
+    #[serde(deserialize_with = "nan_if_null")]
     pub recall: f64,
     /// Harmonic mean of precision and recall (0 when both are).
+    #[serde(deserialize_with = "nan_if_null")]
     pub f1: f64,
     /// Samples of this class.
     pub support: u64,
@@ -142,24 +207,55 @@ pub struct EpochMetrics {
     /// Samples seen.
     pub samples: usize,
     /// Mean cross-entropy loss.
+    #[serde(deserialize_with = "nan_if_null_f32")]
     pub loss: f32,
     /// Top-1 accuracy.
+    #[serde(deserialize_with = "nan_if_null")]
     pub accuracy: f64,
     /// Top-5 accuracy (top-k with k = min(5, classes)).
+    #[serde(deserialize_with = "nan_if_null")]
     pub top5_accuracy: f64,
     /// Unweighted mean of the per-class precisions.
+    #[serde(deserialize_with = "nan_if_null")]
     pub macro_precision: f64,
     /// Unweighted mean of the per-class recalls.
+    #[serde(deserialize_with = "nan_if_null")]
     pub macro_recall: f64,
     /// Unweighted mean of the per-class F1 scores (sklearn's `f1_score(average="macro")`).
+    #[serde(deserialize_with = "nan_if_null")]
     pub macro_f1: f64,
-    /// Per class, in class-index order.
+    /// Per class, in class-index order (empty in a [`summary`](Self::summary)).
+    #[serde(default)]
     pub per_class: Vec<ClassMetrics>,
-    /// `confusion[true][predicted]` counts.
+    /// `confusion[true][predicted]` counts (empty in a [`summary`](Self::summary)).
+    #[serde(default)]
     pub confusion: Vec<Vec<u64>>,
 }
 
+/// JSON has no NaN: serde_json writes it as `null`, which reads back as NaN here (an empty
+/// validation pass has a NaN loss, and its run must stay readable).
+pub(crate) fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// [`nan_if_null`] for `f32`.
+pub(crate) fn nan_if_null_f32<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<f32, D::Error> {
+    Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
+}
+
 impl EpochMetrics {
+    /// The metrics without the per-class list and the confusion matrix, whose sizes grow with
+    /// the classes (C and C²): what checkpoints keep of past epochs.
+    pub fn summary(&self) -> Self {
+        Self {
+            per_class: Vec::new(),
+            confusion: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// Metrics from a confusion matrix (`confusion[true][predicted]`), a mean loss and a
     /// top-5 accuracy. Class names default to the index where `classes` is short.
     pub fn from_confusion(

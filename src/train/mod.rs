@@ -3,12 +3,13 @@
 //! resumption, and a clean stop on NaN or Ctrl-C.
 
 mod checkpoint;
+mod lock;
 mod metrics;
 mod progress;
 mod report;
 mod trainer;
 
-pub use checkpoint::{Checkpoint, CheckpointMeta, RunPosition};
+pub use checkpoint::{Checkpoint, CheckpointMeta, RunPosition, RunSettings};
 pub use metrics::{ClassMetrics, EpochMetrics, MetricsAccumulator};
 pub use progress::ProgressStyle;
 pub use report::{confusion_svg, curves_svg};

@@ -78,13 +78,23 @@ pub fn curves_svg(title: &str, series: &[(&str, Vec<f64>)]) -> String {
     svg + "</svg>\n"
 }
 
-/// The confusion matrix (`confusion[true][predicted]`) as a heat map with counts, as SVG.
+/// Classes up to which [`confusion_svg`] draws the whole matrix.
+const MATRIX_CLASSES: usize = 100;
+/// Rows of the list drawn past [`MATRIX_CLASSES`].
+const TOP_CONFUSIONS: usize = 40;
+
+/// The confusion matrix (`confusion[true][predicted]`) as a heat map with counts, as SVG; past
+/// 100 classes, a list of the 40 most frequent confusions instead (a matrix would grow with
+/// the square of the classes: 16 GB of text at 10,000).
 ///
 /// ```
 /// let svg = ferrovision::train::confusion_svg(&[vec![5, 1], vec![0, 4]], &["cat".into(), "dog".into()]);
 /// assert!(svg.contains(">cat<") && svg.contains(">4<"));
 /// ```
 pub fn confusion_svg(confusion: &[Vec<u64>], classes: &[String]) -> String {
+    if confusion.len() > MATRIX_CLASSES {
+        return top_confusions_svg(confusion, classes, TOP_CONFUSIONS);
+    }
     let c = confusion.len().max(1);
     let cell = (480.0 / c as f64).clamp(12.0, 60.0);
     let margin = 110.0;
@@ -120,6 +130,57 @@ pub fn confusion_svg(confusion: &[Vec<u64>], classes: &[String]) -> String {
                 cy + cell / 2.0 + 4.0
             );
         }
+    }
+    svg + "</svg>\n"
+}
+
+/// The `k` largest off-diagonal counts, as bars with "true → predicted" labels.
+fn top_confusions_svg(confusion: &[Vec<u64>], classes: &[String], k: usize) -> String {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    // A min-heap of the k largest (count, true, predicted): memory O(k) whatever the classes.
+    let mut top = BinaryHeap::with_capacity(k + 1);
+    for (i, row) in confusion.iter().enumerate() {
+        for (j, &count) in row.iter().enumerate() {
+            if i != j && count > 0 {
+                top.push(Reverse((count, Reverse(i), Reverse(j))));
+                if top.len() > k {
+                    top.pop();
+                }
+            }
+        }
+    }
+    let mut rows: Vec<(u64, usize, usize)> = top
+        .into_iter()
+        .map(|Reverse((count, Reverse(i), Reverse(j)))| (count, i, j))
+        .collect();
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let name = |i: usize| escape(classes.get(i).map(String::as_str).unwrap_or("?"));
+    let largest = rows.first().map_or(1, |r| r.0).max(1) as f64;
+    let (row_h, left, bar_w) = (18.0, 330.0, 300.0);
+    let height = 40.0 + row_h * rows.len().max(1) as f64;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"18\">the {} most frequent confusions of {} classes (true → predicted)</text>\n",
+        left + bar_w + 60.0,
+        rows.len(),
+        confusion.len()
+    );
+    for (r, (count, i, j)) in rows.iter().enumerate() {
+        let y = 30.0 + row_h * r as f64;
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{} → {}</text><rect x=\"{left}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"rgb(80,80,255)\"/><text x=\"{:.1}\" y=\"{:.1}\">{count}</text>",
+            left - 6.0,
+            y + 12.0,
+            name(*i),
+            name(*j),
+            bar_w * *count as f64 / largest,
+            row_h - 4.0,
+            left + bar_w * *count as f64 / largest + 4.0,
+            y + 12.0
+        );
     }
     svg + "</svg>\n"
 }

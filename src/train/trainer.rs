@@ -9,16 +9,17 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{Checkpoint, CheckpointMeta, RunPosition};
-use super::metrics::{EpochMetrics, MetricsAccumulator};
+use super::checkpoint::{Checkpoint, CheckpointMeta, RunPosition, RunSettings};
+use super::lock::RunLock;
+use super::metrics::{EpochMetrics, MetricsAccumulator, nan_if_null};
 use super::progress::{Progress, ProgressStyle};
 use super::report::{confusion_svg, curves_svg};
-use crate::data::DataLoader;
+use crate::data::{Batch, DataLoader, SkippedFile};
 use crate::models::ResNet;
 use crate::nn::{CrossEntropyLoss, CrossEntropyLossConfig, train_mode};
 use crate::optim::{LrSchedule, Optimizer};
 use crate::precision::full;
-use crate::weights::{LoadOptions, load_state_dict, state_dict, write_atomically};
+use crate::weights::{LoadOptions, StateDict, load_state_dict, state_dict, write_atomically};
 use crate::{Error, Precision, Result};
 
 /// A module that maps images `[N, 3, H, W]` to class logits `[N, classes]`.
@@ -81,10 +82,13 @@ pub struct EpochRecord {
     /// The epoch, counted from 1.
     pub epoch: usize,
     /// The base learning rate at the epoch's last step.
+    #[serde(deserialize_with = "nan_if_null")]
     pub lr: f64,
     /// Wall time of the epoch (training and validation), seconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub seconds: f64,
     /// Training images per second.
+    #[serde(deserialize_with = "nan_if_null")]
     pub images_per_second: f64,
     /// Training metrics (of the model as it changed during the epoch).
     pub train: EpochMetrics,
@@ -97,6 +101,16 @@ impl EpochRecord {
     pub fn score(&self) -> f64 {
         self.val.as_ref().unwrap_or(&self.train).accuracy
     }
+
+    /// The record with [summaries](EpochMetrics::summary) of its metrics (no per-class list, no
+    /// confusion matrix): what checkpoints keep.
+    pub fn summary(&self) -> Self {
+        Self {
+            train: self.train.summary(),
+            val: self.val.as_ref().map(EpochMetrics::summary),
+            ..*self
+        }
+    }
 }
 
 /// What [`Trainer::fit`] returns.
@@ -104,7 +118,9 @@ impl EpochRecord {
 pub struct FitOutcome<M> {
     /// The model after the last step.
     pub model: M,
-    /// Every finished epoch, from the first (including those before a resume).
+    /// Every finished epoch, from the first (including those before a resume). With more than
+    /// 100 classes, epochs before the last are [summaries](EpochRecord::summary) (memory stays
+    /// bounded); `metrics.jsonl` in the run folder has every epoch in full.
     pub history: Vec<EpochRecord>,
     /// Whether the run stopped early on request (Ctrl-C); `last.safetensors` holds where.
     pub interrupted: bool,
@@ -165,14 +181,18 @@ impl Trainer {
     }
 
     /// Trains `model` (on an autodiff device) with `optimizer` on `train`, validating on `val`
-    /// after each epoch. With `resume`, the model, optimizer and position are taken from that
-    /// checkpoint first, and the run goes on exactly as it would have without the stop.
+    /// after each epoch. With `resume`, the model, optimizer, position and the interrupted
+    /// epoch's metric sums are taken from that checkpoint first, and the run goes on exactly as
+    /// it would have without the stop. The run folder is locked while the run writes it.
     ///
     /// # Errors
     /// - [`Error::NonFiniteLoss`] when the loss becomes NaN/inf (checked at every progress
     ///   update and epoch end); checkpoints written before are kept, none is written after.
-    /// - [`Error::InvalidSetup`] when the loader yields no batch or a resume checkpoint does
-    ///   not fit the model ([`Error::IncompatibleWeights`]).
+    /// - [`Error::InvalidSetup`] when the loader yields no batch or batches of one image.
+    /// - [`Error::ResumeMismatch`] when the resume checkpoint was written with other classes,
+    ///   seed, batch size, training set size or optimizer; [`Error::IncompatibleWeights`] when
+    ///   its model or optimizer state does not fit.
+    /// - [`Error::RunLocked`] when another run holds the run folder.
     /// - [`Error::Io`] when the run folder cannot be written; data errors under
     ///   [`OnError::Fail`](crate::data::OnError::Fail).
     pub fn fit<M: Classifier>(
@@ -183,191 +203,308 @@ impl Trainer {
         val: Option<&DataLoader>,
         resume: Option<Checkpoint>,
     ) -> Result<FitOutcome<M>> {
-        if train.is_empty() {
-            return Err(Error::InvalidSetup {
-                problem: format!(
-                    "the training loader has no batch ({} images, batch size {})",
-                    train.dataset().len(),
-                    train.config().batch_size
-                ),
-            });
-        }
-        if train.config().batch_size < 2 || train.dataset().len() < 2 {
-            return Err(Error::InvalidSetup {
-                problem: format!(
-                    "training needs batches of at least 2 images: batch norm cannot take statistics from one \
-                     ({} images, batch size {})",
-                    train.dataset().len(),
-                    train.config().batch_size
-                ),
-            });
-        }
-        let classes = train.dataset().classes().to_vec();
+        check_loader(train)?;
         std::fs::create_dir_all(&self.config.run_dir)
             .map_err(|e| Error::io(&self.config.run_dir, e))?;
+        let _lock = RunLock::acquire(&self.config.run_dir)?;
+        let classes = train.dataset().classes().to_vec();
+        self.write_config(optimizer, train, val, &classes)?;
+        let mut run = RunState {
+            model: train_mode(model),
+            position: RunPosition {
+                epoch: 0,
+                batch: 0,
+                step: 0,
+                seed: self.config.seed,
+                best_accuracy: None,
+            },
+            history: Vec::new(),
+            metrics: MetricsAccumulator::new(classes.len()),
+            told_single: false,
+        };
+        match resume {
+            Some(checkpoint) => run = self.resume(run, optimizer, train, checkpoint)?,
+            None => write_atomically(&self.path(METRICS), b"")?,
+        }
+        while run.position.epoch < self.config.epochs {
+            let started = Instant::now();
+            let (next, pass) = self.train_pass(run, optimizer, train)?;
+            run = next;
+            if pass == Pass::Interrupted {
+                self.save("last.safetensors", &run, optimizer, train)?;
+                return Ok(self.outcome(run, true));
+            }
+            run = self.end_epoch(run, optimizer, train, val, started)?;
+            if self.stop.load(Ordering::Relaxed) && run.position.epoch < self.config.epochs {
+                return Ok(self.outcome(run, true));
+            }
+        }
+        Ok(self.outcome(run, false))
+    }
+
+    fn write_config(
+        &self,
+        optimizer: &Optimizer,
+        train: &DataLoader,
+        val: Option<&DataLoader>,
+        classes: &[String],
+    ) -> Result<()> {
         let config_json = serde_json::to_vec_pretty(&serde_json::json!({
             "trainer": &self.config,
             "optimizer": optimizer.rule(),
             "groups": optimizer.groups(),
             "grad_clip": optimizer.grad_clip(),
             "base_lr": optimizer.lr(),
-            "classes": &classes,
+            "classes": classes,
             "train_images": train.dataset().len(),
             "val_images": val.map(|v| v.dataset().len()),
         }))
         .expect("config serialises");
-        write_atomically(&self.path("config.json"), &config_json)?;
+        write_atomically(&self.path("config.json"), &config_json)
+    }
 
-        let mut model = train_mode(model);
-        let mut position = RunPosition {
-            epoch: 0,
-            batch: 0,
-            step: 0,
-            seed: self.config.seed,
-            best_accuracy: None,
-        };
-        let mut history = Vec::new();
-        if let Some(checkpoint) = resume {
-            let (loaded, _) = load_state_dict(model, &checkpoint.model, &LoadOptions::strict())?;
-            model = loaded;
+    /// Takes the model, optimizer, position, history and the interrupted epoch's metric sums
+    /// from `checkpoint`, after checking it was written by this run's settings.
+    fn resume<M: Classifier>(
+        &self,
+        mut run: RunState<M>,
+        optimizer: &mut Optimizer,
+        train: &DataLoader,
+        checkpoint: Checkpoint,
+    ) -> Result<RunState<M>> {
+        self.check_resume(&checkpoint, optimizer, train)?;
+        let (model, _) = load_state_dict(run.model, &checkpoint.model, &LoadOptions::strict())?;
+        optimizer.load_state_dict(&checkpoint.optimizer, &model)?;
+        let classes = train.dataset().classes().len();
+        if checkpoint.meta.position.batch > 0 {
             let device = first_device(&model);
-            optimizer.load_state_dict(&checkpoint.optimizer, &device)?;
-            position = checkpoint.meta.position;
-            history = checkpoint.meta.history;
+            run.metrics =
+                MetricsAccumulator::from_state_dict(classes, &checkpoint.epoch_metrics, &device)?;
         }
+        run.model = model;
+        run.position = checkpoint.meta.position;
+        run.history = self.restore_history(checkpoint.meta.history, run.position.epoch, classes)?;
+        Ok(run)
+    }
 
-        let mut told_single = false;
-        while position.epoch < self.config.epochs {
-            let epoch = position.epoch;
-            let started = Instant::now();
-            let progress = Progress::new(
-                self.config.progress,
-                format!("epoch {}/{}", epoch + 1, self.config.epochs),
-                train.len(),
-            );
-            let mut metrics = MetricsAccumulator::new(classes.len());
-            let mut batches = train.epoch_from(epoch as u64, position.batch);
-            let mut done = position.batch;
-            for batch in batches.by_ref() {
-                let batch = batch?;
-                if batch.labels.dims()[0] < 2 {
-                    // A last batch of one image: batch norm cannot train on it where a feature
-                    // map is 1x1 (PyTorch refuses it too), so it is left out, as `drop_last`.
-                    if !told_single {
-                        eprintln!(
-                            "note: a last batch of 1 image is left out of training each epoch \
-                             (batch norm needs 2 or more); choose a batch size that leaves more"
-                        );
-                        told_single = true;
-                    }
-                    done += 1;
-                    continue;
-                }
-                optimizer.set_lr_factor(self.config.schedule.factor(position.step));
-                let images = self.config.precision.cast(batch.images);
-                let logits = full(model.forward(images));
-                let loss = self.loss.forward(logits.clone(), batch.labels.clone());
-                metrics.add(
-                    logits.detach().inner(),
-                    batch.labels.inner(),
-                    loss.clone().detach().inner(),
-                );
-                model = optimizer.step(model, loss.backward());
-                position.step += 1;
-                done += 1;
-                let stop = self.stop.load(Ordering::Relaxed);
-                if done % self.config.log_every.max(1) == 0 || done == train.len() || stop {
-                    let (loss, accuracy) = metrics.running();
-                    if !loss.is_finite() {
-                        return Err(self.non_finite(epoch, done, loss));
-                    }
-                    progress.update(done, metrics.samples(), loss, accuracy);
-                }
-                if stop {
-                    progress.finish();
-                    position.batch = done;
-                    self.save(
-                        "last.safetensors",
-                        &model,
-                        optimizer,
-                        &position,
-                        &classes,
-                        &history,
-                    )?;
-                    return Ok(FitOutcome {
-                        model,
-                        history,
-                        interrupted: true,
-                        run_dir: self.config.run_dir.clone(),
-                    });
-                }
+    fn check_resume(
+        &self,
+        checkpoint: &Checkpoint,
+        optimizer: &Optimizer,
+        train: &DataLoader,
+    ) -> Result<()> {
+        let meta = &checkpoint.meta;
+        let path = checkpoint.model.source_or_memory();
+        let differ = |what: &'static str, theirs: String, ours: String| -> Result<()> {
+            if theirs == ours {
+                return Ok(());
             }
-            progress.finish();
-            let skipped = batches.take_skipped();
-            if !skipped.is_empty() {
-                eprintln!(
-                    "epoch {}: skipped {} unreadable images:",
-                    epoch + 1,
-                    skipped.len()
-                );
-                for file in &skipped {
-                    eprintln!("  {}", file.error);
-                }
-            }
-            let train_seconds = started.elapsed().as_secs_f64();
-            let images = metrics.samples();
-            let train_metrics = metrics.finish(&classes);
-            if !train_metrics.loss.is_finite() {
-                return Err(self.non_finite(epoch, done, train_metrics.loss));
-            }
-            let val_metrics = match val {
-                Some(loader) => Some(evaluate(&model, loader, &classes)?),
-                None => None,
-            };
-            let record = EpochRecord {
-                epoch: epoch + 1,
-                lr: optimizer.lr() * optimizer.lr_factor(),
-                seconds: started.elapsed().as_secs_f64(),
-                images_per_second: images as f64 / train_seconds.max(1e-9),
-                train: train_metrics,
-                val: val_metrics,
-            };
-            eprintln!("{}", summary(&record, self.config.epochs));
-            let improved = position
-                .best_accuracy
-                .is_none_or(|best| record.score() > best);
-            if improved {
-                position.best_accuracy = Some(record.score());
-            }
-            history.push(record);
-            position.epoch += 1;
-            position.batch = 0;
-            self.write_metrics(&history, &classes)?;
-            self.save(
-                "last.safetensors",
-                &model,
-                optimizer,
-                &position,
-                &classes,
-                &history,
+            Err(Error::ResumeMismatch {
+                path: path.clone(),
+                what,
+                checkpoint: theirs,
+                current: ours,
+            })
+        };
+        let classes = train.dataset().classes();
+        differ(
+            "classes",
+            list_classes(&meta.classes),
+            list_classes(classes),
+        )?;
+        differ(
+            "seed",
+            meta.position.seed.to_string(),
+            self.config.seed.to_string(),
+        )?;
+        if let Some(settings) = &meta.settings {
+            let ours = run_settings(optimizer, train);
+            differ(
+                "batch size",
+                settings.batch_size.to_string(),
+                ours.batch_size.to_string(),
             )?;
-            if improved {
-                self.save(
-                    "best.safetensors",
-                    &model,
-                    optimizer,
-                    &position,
-                    &classes,
-                    &history,
-                )?;
+            differ(
+                "training set size",
+                settings.train_images.to_string(),
+                ours.train_images.to_string(),
+            )?;
+            differ("optimizer", settings.optimizer.clone(), ours.optimizer)?;
+        }
+        Ok(())
+    }
+
+    /// The history up to `epochs`: each epoch's full record from `metrics.jsonl` where the
+    /// file still has it (a line cut by a crash does not parse), else the checkpoint's
+    /// summary; `metrics.jsonl` is rewritten to hold exactly those epochs.
+    fn restore_history(
+        &self,
+        summaries: Vec<EpochRecord>,
+        epochs: usize,
+        classes: usize,
+    ) -> Result<Vec<EpochRecord>> {
+        use std::io::BufRead;
+        let path = self.path(METRICS);
+        let mut lines = std::fs::File::open(&path)
+            .ok()
+            .map(|f| std::io::BufReader::new(f).lines());
+        let mut text = String::new();
+        let mut history = Vec::with_capacity(epochs);
+        for (i, summary) in summaries.into_iter().take(epochs).enumerate() {
+            let full = lines
+                .as_mut()
+                .and_then(|lines| lines.next())
+                .and_then(|line| line.ok())
+                .and_then(|line| serde_json::from_str::<EpochRecord>(&line).ok())
+                .filter(|record| record.epoch == i + 1);
+            let record = full.unwrap_or(summary);
+            text += &serde_json::to_string(&record).expect("metrics serialise");
+            text.push('\n');
+            history.push(if classes > FULL_RECORD_CLASSES {
+                record.summary()
+            } else {
+                record
+            });
+        }
+        write_atomically(&path, text.as_bytes())?;
+        Ok(history)
+    }
+
+    /// Trains on the batches of the current epoch from the run's position on, until the
+    /// epoch ends or a stop is asked for (not at the epoch's last batch: that epoch is
+    /// finished first).
+    fn train_pass<M: Classifier>(
+        &self,
+        mut run: RunState<M>,
+        optimizer: &mut Optimizer,
+        train: &DataLoader,
+    ) -> Result<(RunState<M>, Pass)> {
+        let epoch = run.position.epoch;
+        let progress = Progress::new(
+            self.config.progress,
+            format!("epoch {}/{}", epoch + 1, self.config.epochs),
+            train.len(),
+        );
+        let mut batches = train.epoch_from(epoch as u64, run.position.batch);
+        while let Some(batch) = batches.next() {
+            let batch = batch?;
+            let done = batches.position();
+            if batch.labels.dims()[0] < 2 {
+                // A last batch of one image: batch norm cannot train on it where a feature
+                // map is 1x1 (PyTorch refuses it too), so it is left out, as `drop_last`.
+                if !run.told_single {
+                    eprintln!(
+                        "note: a last batch of 1 image is left out of training each epoch \
+                         (batch norm needs 2 or more); choose a batch size that leaves more"
+                    );
+                    run.told_single = true;
+                }
+                continue;
+            }
+            run.model = self.step(run.model, optimizer, &mut run.metrics, batch, &run.position);
+            run.position.step += 1;
+            let stop = self.stop.load(Ordering::Relaxed);
+            if done.is_multiple_of(self.config.log_every.max(1)) || done == train.len() || stop {
+                let (loss, accuracy) = run.metrics.running();
+                if !loss.is_finite() {
+                    return Err(self.non_finite(epoch, done, loss));
+                }
+                progress.update(done, run.metrics.samples(), loss, accuracy);
+            }
+            if stop && done < train.len() {
+                progress.finish();
+                run.position.batch = done;
+                return Ok((run, Pass::Interrupted));
             }
         }
-        Ok(FitOutcome {
-            model,
-            history,
-            interrupted: false,
+        progress.finish();
+        report_skipped(epoch, &batches.take_skipped());
+        Ok((run, Pass::Finished))
+    }
+
+    /// One optimizer step on one batch, its metrics added to `metrics`.
+    fn step<M: Classifier>(
+        &self,
+        model: M,
+        optimizer: &mut Optimizer,
+        metrics: &mut MetricsAccumulator,
+        batch: Batch,
+        position: &RunPosition,
+    ) -> M {
+        optimizer.set_lr_factor(self.config.schedule.factor(position.step));
+        let images = self.config.precision.cast(batch.images);
+        let logits = full(model.forward(images));
+        let loss = self.loss.forward(logits.clone(), batch.labels.clone());
+        metrics.add(
+            logits.detach().inner(),
+            batch.labels.inner(),
+            loss.clone().detach().inner(),
+        );
+        optimizer.step(model, loss.backward())
+    }
+
+    /// Validates, records the epoch (`metrics.jsonl`, pictures) and writes the checkpoints:
+    /// `best` before `last`, so a `last` never names a best that is not on disk.
+    fn end_epoch<M: Classifier>(
+        &self,
+        mut run: RunState<M>,
+        optimizer: &Optimizer,
+        train: &DataLoader,
+        val: Option<&DataLoader>,
+        started: Instant,
+    ) -> Result<RunState<M>> {
+        let epoch = run.position.epoch;
+        let classes = train.dataset().classes();
+        let train_seconds = started.elapsed().as_secs_f64();
+        let metrics = std::mem::replace(&mut run.metrics, MetricsAccumulator::new(classes.len()));
+        let images = metrics.samples();
+        let train_metrics = metrics.finish(classes);
+        if images > 0 && !train_metrics.loss.is_finite() {
+            return Err(self.non_finite(epoch, train.len(), train_metrics.loss));
+        }
+        let val_metrics = val
+            .map(|loader| evaluate(&run.model, loader, classes))
+            .transpose()?;
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            lr: optimizer.lr() * optimizer.lr_factor(),
+            seconds: started.elapsed().as_secs_f64(),
+            images_per_second: images as f64 / train_seconds.max(1e-9),
+            train: train_metrics,
+            val: val_metrics,
+        };
+        eprintln!("{}", summary(&record, self.config.epochs));
+        let improved = run
+            .position
+            .best_accuracy
+            .is_none_or(|best| record.score() > best);
+        if improved {
+            run.position.best_accuracy = Some(record.score());
+        }
+        run.position.epoch += 1;
+        run.position.batch = 0;
+        self.append_metrics(&record)?;
+        write_confusion(&self.path("confusion_matrix.svg"), &record, classes)?;
+        if classes.len() > FULL_RECORD_CLASSES {
+            run.history.push(record.summary());
+        } else {
+            run.history.push(record);
+        }
+        self.write_curves(&run.history)?;
+        if improved {
+            self.save("best.safetensors", &run, optimizer, train)?;
+        }
+        self.save("last.safetensors", &run, optimizer, train)?;
+        Ok(run)
+    }
+
+    fn outcome<M>(&self, run: RunState<M>, interrupted: bool) -> FitOutcome<M> {
+        FitOutcome {
+            model: run.model,
+            history: run.history,
+            interrupted,
             run_dir: self.config.run_dir.clone(),
-        })
+        }
     }
 
     fn non_finite(&self, epoch: usize, batch: usize, value: f32) -> Error {
@@ -383,32 +520,49 @@ impl Trainer {
     fn save<M: Classifier>(
         &self,
         name: &str,
-        model: &M,
+        run: &RunState<M>,
         optimizer: &Optimizer,
-        position: &RunPosition,
-        classes: &[String],
-        history: &[EpochRecord],
+        train: &DataLoader,
     ) -> Result<()> {
+        let epoch_metrics = if run.position.batch > 0 {
+            run.metrics.state_dict()
+        } else {
+            StateDict::new()
+        };
         Checkpoint {
-            model: state_dict(model),
+            model: state_dict(&run.model),
             optimizer: optimizer.state_dict(),
+            epoch_metrics,
             meta: CheckpointMeta {
-                position: position.clone(),
-                classes: classes.to_vec(),
+                position: run.position.clone(),
+                classes: train.dataset().classes().to_vec(),
                 config: self.config.extra.clone(),
-                history: history.to_vec(),
+                settings: Some(run_settings(optimizer, train)),
+                history: run.history.iter().map(EpochRecord::summary).collect(),
             },
         }
         .save(self.path(name))
     }
 
-    fn write_metrics(&self, history: &[EpochRecord], classes: &[String]) -> Result<()> {
-        let mut lines = String::new();
-        for record in history {
-            lines += &serde_json::to_string(record).expect("metrics serialise");
-            lines.push('\n');
-        }
-        write_atomically(&self.path("metrics.jsonl"), lines.as_bytes())?;
+    /// Appends the epoch's line to `metrics.jsonl` (synced): the file grows by one record an
+    /// epoch instead of being rewritten whole.
+    fn append_metrics(&self, record: &EpochRecord) -> Result<()> {
+        use std::io::Write;
+        let path = self.path(METRICS);
+        let mut line = serde_json::to_string(record).expect("metrics serialise");
+        line.push('\n');
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| {
+                file.write_all(line.as_bytes())?;
+                file.sync_data()
+            });
+        written.map_err(|e| Error::io(&path, e))
+    }
+
+    fn write_curves(&self, history: &[EpochRecord]) -> Result<()> {
         let series = |f: fn(&EpochMetrics) -> f64| -> (Vec<f64>, Vec<f64>) {
             let train = history.iter().map(|r| f(&r.train)).collect();
             let val = history
@@ -432,13 +586,94 @@ impl Trainer {
         for (name, svg) in pictures {
             write_atomically(&self.path(name), svg.as_bytes())?;
         }
-        if let Some(last) = history.last() {
-            let metrics = last.val.as_ref().unwrap_or(&last.train);
-            let svg = confusion_svg(&metrics.confusion, classes);
-            write_atomically(&self.path("confusion_matrix.svg"), svg.as_bytes())?;
-        }
         Ok(())
     }
+}
+
+/// Classes past which [`FitOutcome::history`] keeps past epochs as summaries (the per-class
+/// metrics and the C x C confusion matrix stay in `metrics.jsonl`), so memory stays bounded.
+const FULL_RECORD_CLASSES: usize = 100;
+
+const METRICS: &str = "metrics.jsonl";
+
+/// What a run carries from batch to batch.
+struct RunState<M> {
+    model: M,
+    position: RunPosition,
+    history: Vec<EpochRecord>,
+    /// The sums of the epoch in progress (restored by a resume in the middle of an epoch).
+    metrics: MetricsAccumulator,
+    told_single: bool,
+}
+
+/// How a training pass over an epoch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Finished,
+    Interrupted,
+}
+
+/// Refuses loaders a run cannot train on.
+fn check_loader(train: &DataLoader) -> Result<()> {
+    let (images, batch_size) = (train.dataset().len(), train.config().batch_size);
+    if train.is_empty() {
+        return Err(Error::InvalidSetup {
+            problem: format!(
+                "the training loader has no batch ({images} images, batch size {batch_size})"
+            ),
+        });
+    }
+    if batch_size < 2 || images < 2 {
+        return Err(Error::InvalidSetup {
+            problem: format!(
+                "training needs batches of at least 2 images: batch norm cannot take statistics from one \
+                 ({images} images, batch size {batch_size})"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn run_settings(optimizer: &Optimizer, train: &DataLoader) -> RunSettings {
+    RunSettings {
+        batch_size: train.config().batch_size,
+        train_images: train.dataset().len(),
+        optimizer: optimizer.rule().name().to_string(),
+    }
+}
+
+/// A class list for an error message: its length and first names.
+fn list_classes(classes: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = format!(
+        "{} classes [{}",
+        classes.len(),
+        classes[..classes.len().min(SHOWN)].join(", ")
+    );
+    if classes.len() > SHOWN {
+        text += ", ...";
+    }
+    text + "]"
+}
+
+fn report_skipped(epoch: usize, skipped: &[SkippedFile]) {
+    if skipped.is_empty() {
+        return;
+    }
+    eprintln!(
+        "epoch {}: skipped {} unreadable images:",
+        epoch + 1,
+        skipped.len()
+    );
+    for file in skipped {
+        eprintln!("  {}", file.error);
+    }
+}
+
+fn write_confusion(path: &std::path::Path, record: &EpochRecord, classes: &[String]) -> Result<()> {
+    let metrics = record.val.as_ref().unwrap_or(&record.train);
+    let svg = confusion_svg(&metrics.confusion, classes);
+    write_atomically(path, svg.as_bytes())
 }
 
 fn first_device<M: Module>(model: &M) -> burn::tensor::Device {

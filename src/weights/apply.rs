@@ -160,6 +160,17 @@ impl ModuleVisitor for Collect {
     }
 }
 
+/// The shape of every tensor of `module` by its state-dict key, without reading any value.
+///
+/// ```
+/// let linear = ferrovision::nn::LinearConfig::new(4, 2).init(&ferrovision::device::ndarray());
+/// let shapes = ferrovision::weights::parameter_shapes(&linear);
+/// assert_eq!(shapes["weight"], vec![2, 4]);
+/// ```
+pub fn parameter_shapes<M: Module>(module: &M) -> BTreeMap<String, Vec<usize>> {
+    Collect::run(module, false).shapes
+}
+
 /// The module's state dict, named as PyTorch names it: parameters and buffers
 /// (`running_mean`, `running_var`, `num_batches_tracked` as int64 scalars).
 ///

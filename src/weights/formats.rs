@@ -1,7 +1,6 @@
 //! Reading `.pth` and `.safetensors` files, writing `.safetensors` atomically.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use safetensors::{Dtype as StDtype, SafeTensors, tensor::TensorView};
@@ -25,6 +24,11 @@ pub(super) fn read_pth(path: &Path) -> Result<Tensors> {
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         ));
     }
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let budget = pth_budget(file_len);
+    let mut total = 0u64;
     let reader = pytorch_reader::PytorchReader::new(path).map_err(pth_error)?;
     let mut tensors = Tensors::new();
     for (key, tensor) in reader.into_tensors() {
@@ -40,6 +44,24 @@ pub(super) fn read_pth(path: &Path) -> Result<Tensors> {
             other => Dtype::Other(format!("{other:?}").to_lowercase()),
         };
         let shape = tensor.shape().to_vec();
+        // Checked before reading: a view can declare far more elements than the file stores
+        // (a zero stride repeats one value), and reading materialises every one.
+        let declared = shape
+            .iter()
+            .try_fold(dtype.size().unwrap_or(8) as u64, |n, &d| {
+                n.checked_mul(d as u64)
+            });
+        total = declared
+            .and_then(|d| total.checked_add(d))
+            .unwrap_or(u64::MAX);
+        if total > budget {
+            return Err(Error::WeightsTooLarge {
+                path: path.to_path_buf(),
+                key,
+                bytes: total,
+                budget,
+            });
+        }
         let bytes = tensor.read().map_err(|e| pth_error(e.into()))?;
         tensors.insert(
             key,
@@ -51,6 +73,13 @@ pub(super) fn read_pth(path: &Path) -> Result<Tensors> {
         );
     }
     Ok(tensors)
+}
+
+/// The most bytes the tensors of a `.pth` file of `file_len` bytes may take once read: four
+/// times the file (views of one storage are each read whole: tied weights, several views)
+/// plus 64 MiB.
+fn pth_budget(file_len: u64) -> u64 {
+    file_len.saturating_mul(4).saturating_add(64 << 20)
 }
 
 pub(super) fn read_safetensors(path: &Path) -> Result<(Tensors, Metadata)> {
@@ -131,24 +160,5 @@ pub(super) fn write_safetensors(tensors: &Tensors, metadata: &Metadata, path: &P
         path: path.to_path_buf(),
         source,
     })?;
-    write_atomically(path, &bytes)
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it, then renames it over `path`.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    crate::atomic::write_atomically(path, &bytes)
 }

@@ -27,7 +27,9 @@ mod apply;
 mod formats;
 mod state_dict;
 
+pub(crate) use crate::atomic::write_atomically;
 pub(crate) use apply::Path;
-pub use apply::{LoadOptions, LoadReport, load_state_dict, num_parameters, state_dict};
-pub(crate) use formats::write_atomically;
+pub use apply::{
+    LoadOptions, LoadReport, load_state_dict, num_parameters, parameter_shapes, state_dict,
+};
 pub use state_dict::{Dtype, RawTensor, StateDict};

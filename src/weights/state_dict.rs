@@ -27,7 +27,7 @@ pub enum Dtype {
 }
 
 impl Dtype {
-    fn size(&self) -> Option<usize> {
+    pub(super) fn size(&self) -> Option<usize> {
         match self {
             Dtype::F64 | Dtype::I64 => Some(8),
             Dtype::F32 | Dtype::I32 => Some(4),

@@ -85,6 +85,10 @@ impl Resize {
 }
 
 impl ImageTransform for Resize {
+    fn output_size(&self, height: u32, width: u32) -> (u32, u32) {
+        Resize::output_size(self, height, width)
+    }
+
     fn apply(&self, image: RgbImage, _rng: &mut StdRng) -> RgbImage {
         let (h, w) = self.output_size(image.height(), image.width());
         let region = (0, 0, image.width(), image.height());
@@ -118,6 +122,10 @@ fn py_round(x: f64) -> i64 {
 }
 
 impl ImageTransform for CenterCrop {
+    fn output_size(&self, _height: u32, _width: u32) -> (u32, u32) {
+        (self.height, self.width)
+    }
+
     fn apply(&self, image: RgbImage, _rng: &mut StdRng) -> RgbImage {
         let (w, h) = (image.width() as i64, image.height() as i64);
         let (tw, th) = (self.width as i64, self.height as i64);
@@ -200,6 +208,10 @@ impl RandomResizedCrop {
 }
 
 impl ImageTransform for RandomResizedCrop {
+    fn output_size(&self, _height: u32, _width: u32) -> (u32, u32) {
+        (self.size, self.size)
+    }
+
     fn apply(&self, image: RgbImage, rng: &mut StdRng) -> RgbImage {
         let (top, left, h, w) = self.region(image.height(), image.width(), rng);
         resized_crop(image, (left, top, w, h), self.size, self.size)
