@@ -463,6 +463,58 @@ fn a_locked_run_folder_is_refused_at_once() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// This test binary again, running only `test` with `variable` set to `dir`: the child half
+/// of a test that kills a process.
+fn spawn_this_test(test: &str, variable: &str, dir: &Path) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture"])
+        .env(variable, dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// `write_shapes` killed halfway leaves no dataset behind (it draws into a temporary folder
+/// renamed at the end), so the next run draws it again instead of training on half of it.
+#[test]
+fn an_interrupted_write_shapes_leaves_no_half_dataset() {
+    if let Some(root) = std::env::var_os("FERROVISION_DRAW_SHAPES") {
+        let config = ShapesConfig {
+            size: 64,
+            train_per_class: 100_000,
+            val_per_class: 10,
+            seed: 1,
+        };
+        write_shapes(Path::new(&root), &config).unwrap();
+        return;
+    }
+    let dir = temp_dir("draw");
+    let root = dir.join("shapes");
+    let mut child = spawn_this_test(
+        "an_interrupted_write_shapes_leaves_no_half_dataset",
+        "FERROVISION_DRAW_SHAPES",
+        &root,
+    );
+    let staging = dir.join(format!(".shapes.tmp-{}", child.id()));
+    let started = std::time::Instant::now();
+    while !staging.join("train/circle/0010.png").exists() && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(staging.exists(), "the child never started drawing");
+    assert!(!root.exists(), "a half-drawn dataset was left in place");
+    shapes(&dir, 2, 1);
+    assert_eq!(
+        ferrovision::data::ImageFolder::new(root.join("val"))
+            .unwrap()
+            .len(),
+        5
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The child half of the kill -9 test: saves two checkpoints in turn, forever.
 fn save_forever(dir: &Path) -> ! {
     use ferrovision::nn::LinearConfig;
@@ -517,17 +569,11 @@ fn kill_9_during_a_save_leaves_a_loadable_checkpoint() {
     let dir = temp_dir("kill9");
     let last = dir.join("last.safetensors");
     for round in 0..6u64 {
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "kill_9_during_a_save_leaves_a_loadable_checkpoint",
-                "--nocapture",
-            ])
-            .env("FERROVISION_SAVE_FOREVER", &dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_this_test(
+            "kill_9_during_a_save_leaves_a_loadable_checkpoint",
+            "FERROVISION_SAVE_FOREVER",
+            &dir,
+        );
         let started = std::time::Instant::now();
         while !last.exists() && started.elapsed().as_secs() < 60 {
             std::thread::sleep(std::time::Duration::from_millis(5));

@@ -288,9 +288,21 @@ fn a_zero_stride_view_is_refused_before_it_is_materialised() {
             bytes,
             ..
         }) => {
-            assert_eq!((p, key.as_str()), (path, "weight"));
+            assert_eq!((p, key.as_str()), (path.clone(), "weight"));
             assert_eq!(bytes, 4 * 2_600_000_000);
         }
         other => panic!("expected WeightsTooLarge, got {other:?}"),
+    }
+    // Loaded for a model, the view's shape is checked first: a mismatch, never read.
+    let linear = ferrovision::nn::LinearConfig::new(8, 3).init(&ferrovision::device::ndarray());
+    match ferrovision::weights::load_file(linear, &path, &LoadOptions::strict()) {
+        Err(Error::IncompatibleWeights { mismatched, .. }) => {
+            assert_eq!(mismatched.len(), 1);
+            assert_eq!(mismatched[0].found, vec![2_600_000_000]);
+        }
+        other => panic!(
+            "expected IncompatibleWeights, got {:?}",
+            other.map(|(_, r)| r)
+        ),
     }
 }

@@ -217,6 +217,40 @@ impl ModuleMapper for Replace {
     }
 }
 
+/// Reads the weight file at `path` for `module` and loads it by key (as [`load_state_dict`]):
+/// each tensor's key and shape are checked against the module before its data is read, so a
+/// file's unexpected or mis-shaped tensors (a view declaring billions of elements, another
+/// architecture's layers) are reported without being read.
+///
+/// ```
+/// use ferrovision::nn::LinearConfig;
+/// use ferrovision::weights::{LoadOptions, load_file, state_dict};
+/// let device = ferrovision::device::ndarray();
+/// let path = std::env::temp_dir().join(format!("ferrovision-doc-load-{}.safetensors", std::process::id()));
+/// state_dict(&LinearConfig::new(4, 2).init(&device)).save_safetensors(&path)?;
+/// let (linear, report) = load_file(LinearConfig::new(4, 2).init(&device), &path, &LoadOptions::strict())?;
+/// assert!(report.is_complete());
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// The errors of [`StateDict::from_file`] and of [`load_state_dict`].
+pub fn load_file<M: Module>(
+    module: M,
+    path: impl AsRef<std::path::Path>,
+    options: &LoadOptions,
+) -> Result<(M, LoadReport)> {
+    let shapes = Collect::run(&module, false).shapes;
+    let wanted = |key: &str, shape: &[usize]| {
+        shapes
+            .get(key)
+            .is_some_and(|expected| shapes_fit(key, expected, shape))
+    };
+    let dict = StateDict::read(path.as_ref(), &wanted)?;
+    load_state_dict(module, &dict, options)
+}
+
 /// Loads the tensors of `dict` into `module` by key, converting `f64`/`f16`/`bf16` to `f32`.
 ///
 /// # Errors

@@ -12,8 +12,12 @@ type Tensors = BTreeMap<String, RawTensor>;
 /// Free-form string metadata of a safetensors file.
 pub(super) type Metadata = BTreeMap<String, String>;
 
+/// Which tensors of a file to read: `wanted(key, shape)` is asked before any data is read;
+/// the others are kept with their shape and type but no bytes (for a load report).
+pub(super) type Wanted<'a> = &'a dyn Fn(&str, &[usize]) -> bool;
+
 /// Reads a `torch.save` file in pure Rust (zip, legacy and tar containers).
-pub(super) fn read_pth(path: &Path) -> Result<Tensors> {
+pub(super) fn read_pth(path: &Path, wanted: Wanted<'_>) -> Result<Tensors> {
     let pth_error = |source| Error::Pth {
         path: path.to_path_buf(),
         source,
@@ -44,6 +48,17 @@ pub(super) fn read_pth(path: &Path) -> Result<Tensors> {
             other => Dtype::Other(format!("{other:?}").to_lowercase()),
         };
         let shape = tensor.shape().to_vec();
+        if !wanted(&key, &shape) {
+            tensors.insert(
+                key,
+                RawTensor {
+                    dtype,
+                    shape,
+                    bytes: Vec::new(),
+                },
+            );
+            continue;
+        }
         // Checked before reading: a view can declare far more elements than the file stores
         // (a zero stride repeats one value), and reading materialises every one.
         let declared = shape

@@ -30,6 +30,7 @@ mod state_dict;
 pub(crate) use crate::atomic::write_atomically;
 pub(crate) use apply::Path;
 pub use apply::{
-    LoadOptions, LoadReport, load_state_dict, num_parameters, parameter_shapes, state_dict,
+    LoadOptions, LoadReport, load_file, load_state_dict, num_parameters, parameter_shapes,
+    state_dict,
 };
 pub use state_dict::{Dtype, RawTensor, StateDict};

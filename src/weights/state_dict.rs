@@ -164,7 +164,13 @@ impl StateDict {
     /// it is not a valid file of its format (truncated, corrupt), [`Error::UnknownFormat`] for
     /// another extension.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
+        Self::read(path.as_ref(), &|_, _| true)
+    }
+
+    /// As [`from_file`](Self::from_file), reading the data of the tensors `wanted` accepts
+    /// (asked with each key and shape before anything is read); the others keep their shape
+    /// and type but hold no bytes, so they can be reported but not loaded.
+    pub(crate) fn read(path: &Path, wanted: super::formats::Wanted<'_>) -> Result<Self> {
         // A missing file is reported as such, whatever its name says about the format.
         std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         let extension = path
@@ -173,7 +179,7 @@ impl StateDict {
             .map(str::to_ascii_lowercase);
         let (tensors, metadata) = match extension.as_deref() {
             Some("pth" | "pt" | "bin" | "ckpt") => {
-                (super::formats::read_pth(path)?, BTreeMap::new())
+                (super::formats::read_pth(path, wanted)?, BTreeMap::new())
             }
             Some("safetensors") => super::formats::read_safetensors(path)?,
             _ => {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::ResNet;
 use crate::Result;
-use crate::weights::{LoadOptions, LoadReport, StateDict, load_state_dict, state_dict};
+use crate::weights::{LoadOptions, LoadReport, StateDict, load_file, load_state_dict, state_dict};
 
 impl ResNet {
     /// Loads a torchvision state dict from a `.pth` (as `torch.save(model.state_dict())` writes
@@ -14,13 +14,19 @@ impl ResNet {
     /// classes (fine-tuning), `fc` keeps its fresh initialisation and the report lists it under
     /// `reinitialized`.
     ///
+    /// Shapes are checked before data is read ([`load_file`]): a tensor the model has no
+    /// place for is reported, never read.
+    ///
     /// # Errors
     /// The errors of [`StateDict::from_file`] and [`load_state_dict`]: unreadable or truncated
     /// files, wrong element types, and [`Error::IncompatibleWeights`](crate::Error) listing the
     /// missing, unexpected and mismatched keys of a file made for another architecture.
     pub fn load_weights(self, path: impl AsRef<Path>) -> Result<(Self, LoadReport)> {
-        let dict = StateDict::from_file(path)?;
-        self.load_state_dict(&dict, &LoadOptions::strict().with_reinit_on_mismatch("fc."))
+        load_file(
+            self,
+            path,
+            &LoadOptions::strict().with_reinit_on_mismatch("fc."),
+        )
     }
 
     /// Loads a state dict with explicit [`LoadOptions`] (e.g. non-strict, to take a partial
