@@ -2,11 +2,20 @@
 ferrovision's `examples/model_throughput`, on the same shapes and thread count, alternating in
 one run, each side in its own process so its peak RSS is its own.
 
-    ~/.venvs/torch/bin/python scripts/bench_vs_pytorch.py [--devices flex] [--rounds 2]
+    ~/.venvs/torch/bin/python scripts/bench_vs_pytorch.py [--devices flex,ndarray] [--rounds 2]
+    ~/.venvs/torch/bin/python scripts/bench_vs_pytorch.py --case seed-script [--rounds 2]
 
-Prints images/s, achieved GFLOP/s and peak RSS for both, and the ratios (ferrovision / PyTorch;
-above 1 is faster). Shapes default to the two of issue 5: batch 32 x 3x64x64 and batch 8 x
-3x224x224; modes to a training step (forward, cross-entropy, backward, Adam) and inference.
+`--case steps` (the default) times single steps. PyTorch runs twice per case, with contiguous
+tensors and with `channels_last` (model and input, what a speed-minded user turns on); the
+ratio is against the faster of the two (ferrovision / PyTorch; above 1 is faster). Prints
+images/s, achieved GFLOP/s with the fraction of the machine's peak, and peak RSS. Shapes:
+batch 32 x 3x64x64, 8 x 3x224x224 and 64 x 3x224x224 (the fine-tuning shape); modes: a
+training step (forward, cross-entropy, backward, Adam) and inference.
+
+`--case seed-script` times the whole classic script, data loading and evaluation included:
+`examples/train_loop` against its twin `scripts/train_loop.py`, on one generated ImageFolder
+(1,437 training and 360 validation images of 32 px in 10 classes, batch 64, shuffle, 2 workers,
+ResNet-18 from one torchvision-format weight file with a new head, Adam 1e-3, 5 epochs).
 """
 
 import argparse
@@ -35,6 +44,9 @@ def torch_worker(args):
     torch.manual_seed(0)
     model = torchvision.models.resnet18()
     x = torch.randn(args.batch, 3, args.size, args.size)
+    if args.memory_format == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
     y = torch.randint(0, 1000, (args.batch,))
     criterion = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -73,9 +85,90 @@ def measured(command, env=None):
     return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 1024.0
 
 
+def peak_gflops(threads):
+    """The machine's f32 peak for `threads` cores, from /proc/cpuinfo: clock x FLOPs a cycle
+    (AVX-512: two 16-wide FMA units, 64; AVX2: 32; else 8), and the assumption in words."""
+    flags, mhz = set(), []
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("flags"):
+                flags |= set(line.split(":", 1)[1].split())
+            elif line.startswith("cpu MHz"):
+                mhz.append(float(line.split(":", 1)[1]))
+    per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 8
+    ghz = max(mhz) / 1000 if mhz else 2.0
+    return threads * ghz * per_cycle, f"{threads} x {ghz:.2f} GHz x {per_cycle} FLOP/cycle"
+
+
+def generate_digits(root):
+    """1,437 training and 360 validation 32x32 PNGs in 10 classes (digits drawn with PIL's
+    default font at random offsets, with noise), and `resnet18.pth`: torchvision's ResNet-18
+    at its seeded random init, the weight file both sides load."""
+    import random
+
+    import torch
+    import torchvision
+    from PIL import Image, ImageDraw
+
+    if os.path.exists(os.path.join(root, "resnet18.pth")):
+        return
+    rng = random.Random(0)
+    for split, count in (("train", 1437), ("val", 360)):
+        for i in range(count):
+            digit = i % 10
+            folder = os.path.join(root, split, str(digit))
+            os.makedirs(folder, exist_ok=True)
+            image = Image.new("RGB", (32, 32), tuple(rng.randrange(0, 60) for _ in range(3)))
+            draw = ImageDraw.Draw(image)
+            draw.text((rng.randrange(4, 20), rng.randrange(2, 18)), str(digit),
+                      fill=tuple(rng.randrange(160, 256) for _ in range(3)))
+            image.save(os.path.join(folder, f"{i:04}.png"))
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18().state_dict(), os.path.join(root, "resnet18.pth"))
+
+
+def timed(command, env=None):
+    """Wall time of a whole program, and its last `total S s` line's seconds."""
+    start = time.perf_counter()
+    out = subprocess.run(command, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({out.returncode}):\n{out.stderr}")
+    return wall, out.stdout
+
+
+def seed_script(args):
+    root = "/tmp/ferrovision-bench-digits"
+    generate_digits(root)
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--example", "train_loop"],
+                   check=True)
+    binary = os.path.join(os.path.dirname(__file__), "..", "target", "release", "examples",
+                          "train_loop")
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    common = ["--data", root, "--weights", os.path.join(root, "resnet18.pth"), "--epochs",
+              str(args.epochs), "--batch-size", "64", "--workers", "2"]
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {args.threads} threads; "
+          f"load average {os.getloadavg()[0]:.2f}; seed script, {args.epochs} epochs")
+    ours, theirs = [], []
+    for round in range(args.rounds):
+        t, t_out = timed([sys.executable, os.path.join(os.path.dirname(__file__), "train_loop.py"),
+                          "--threads", str(args.threads)] + common)
+        o, o_out = timed([binary, "--device", args.devices.split(",")[0]] + common, env)
+        theirs.append(t)
+        ours.append(o)
+        last = lambda out: out.strip().splitlines()[-2]
+        print(f"round {round + 1}: PyTorch {t:.1f} s ({last(t_out)}), ferrovision {o:.1f} s "
+              f"({last(o_out)}), ratio {t / o:.2f}x", flush=True)
+    t, o = statistics.median(theirs), statistics.median(ours)
+    print(f"median: PyTorch {t:.1f} s, ferrovision {o:.1f} s, ratio (PyTorch time / ours) "
+          f"{t / o:.2f}x")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shapes", default="32x64,8x224", help="BATCHxSIZE,...")
+    parser.add_argument("--case", default="steps", choices=["steps", "seed-script"])
+    parser.add_argument("--shapes", default="32x64,8x224,64x224", help="BATCHxSIZE,...")
+    parser.add_argument("--epochs", type=int, default=5, help="seed-script epochs")
     parser.add_argument("--modes", default="train,infer")
     parser.add_argument("--devices", default="flex", help="ferrovision devices: flex,ndarray")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -86,9 +179,12 @@ def main():
     parser.add_argument("--mode", default="train", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=64, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-format", default="contiguous", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.torch_worker:
         return torch_worker(args)
+    if args.case == "seed-script":
+        return seed_script(args)
 
     # No torch in this process: a child forked from a big parent inherits the parent's RSS in
     # its peak (Linux keeps the high-water mark across exec), which would blur the comparison.
@@ -97,11 +193,12 @@ def main():
     binary = os.path.join(os.path.dirname(__file__), "..", "target", "release", "examples",
                           "model_throughput")
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    peak, assumed = peak_gflops(args.threads)
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {args.threads} threads; "
-          f"load average {os.getloadavg()[0]:.2f}")
-    header = (f"{'mode':5} {'batch x size':>12} {'device':>8} | {'PyTorch img/s':>13} "
-              f"{'ours img/s':>10} {'ratio':>6} | {'PyTorch GFLOP/s':>15} {'ours':>6} | "
-              f"{'PyTorch RSS':>11} {'ours RSS':>9} {'ratio':>6}")
+          f"load average {os.getloadavg()[0]:.2f}; peak {peak:.0f} GFLOP/s ({assumed})")
+    header = (f"{'mode':5} {'batch x size':>12} {'device':>8} | {'torch img/s':>11} "
+              f"{'torch CL':>8} {'ours':>7} {'ratio':>6} | {'GFLOP/s best torch':>18} "
+              f"{'ours':>14} | {'torch RSS':>9} {'ours RSS':>9} {'ratio':>6}")
     print(header)
     print("-" * len(header))
     for mode in args.modes.split(","):
@@ -110,23 +207,29 @@ def main():
             for device in args.devices.split(","):
                 common = ["--batch", str(batch), "--size", str(size), "--warmup",
                           str(args.warmup), "--iters", str(args.iters)]
-                torch_rates, our_rates, torch_rss, our_rss = [], [], [], []
+                rates = {"contiguous": [], "channels_last": [], "ours": []}
+                rss = {key: [] for key in rates}
                 for _ in range(args.rounds):
-                    t, t_rss = measured([sys.executable, __file__, "--torch-worker", "--mode", mode,
-                                         "--threads", str(args.threads)] + common)
+                    for layout in ("contiguous", "channels_last"):
+                        t, t_rss = measured([sys.executable, __file__, "--torch-worker", "--mode",
+                                             mode, "--threads", str(args.threads),
+                                             "--memory-format", layout] + common)
+                        rates[layout].append(t["images_per_second"])
+                        rss[layout].append(t_rss)
                     o, o_rss = measured([binary, "--mode", mode, "--device", device, "--json"]
                                         + common, env)
-                    torch_rates.append(t["images_per_second"])
-                    our_rates.append(o["images_per_second"])
-                    torch_rss.append(t_rss)
-                    our_rss.append(o_rss)
+                    rates["ours"].append(o["images_per_second"])
+                    rss["ours"].append(o_rss)
                 torch_version = t["torch"]
-                t, o = statistics.median(torch_rates), statistics.median(our_rates)
-                tr, orr = max(torch_rss), max(our_rss)
-                print(f"{mode:5} {f'{batch} x {size}':>12} {device:>8} | {t:13.1f} {o:10.1f} "
-                      f"{o / t:5.2f}x | {t * gflop(mode, size):15.1f} "
-                      f"{o * gflop(mode, size):6.1f} | {tr:8.0f} MiB {orr:5.0f} MiB {orr / tr:5.2f}x",
-                      flush=True)
+                tc, tl, o = (statistics.median(rates[k]) for k in rates)
+                best = max(tc, tl)
+                best_rss = max(rss["contiguous"] if tc >= tl else rss["channels_last"])
+                orr = max(rss["ours"])
+                g = gflop(mode, size)
+                print(f"{mode:5} {f'{batch} x {size}':>12} {device:>8} | {tc:11.1f} {tl:8.1f} "
+                      f"{o:7.1f} {o / best:5.2f}x | {best * g:7.1f} ({best * g / peak:4.0%} pk) "
+                      f"{o * g:6.1f} ({o * g / peak:4.0%} pk) | {best_rss:5.0f} MiB "
+                      f"{orr:5.0f} MiB {orr / best_rss:5.2f}x", flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     print(f"PyTorch: torch {torch_version}; ferrovision: commit {commit}")

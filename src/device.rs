@@ -28,15 +28,16 @@ pub fn available() -> Vec<&'static str> {
     names
 }
 
-/// Burn's ndarray CPU device (feature `ndarray`, on by default).
+/// Burn's ndarray CPU device (feature `ndarray`, on by default). Convolution, batch norm, max
+/// pool and Adam run our own kernels here as on flex; the other ops are ndarray's.
 #[cfg(feature = "ndarray")]
 #[allow(deprecated)] // Burn 0.22 deprecates ndarray in favour of flex; our users still ask for it.
 pub fn ndarray() -> Device {
     Device::ndarray()
 }
 
-/// Burn's flex CPU device (feature `flex`, on by default): im2col + SIMD gemm convolutions,
-/// much faster than ndarray for training.
+/// Burn's flex CPU device (feature `flex`, on by default), with our own kernels for
+/// convolution, batch norm, max pool and Adam; the fastest CPU device.
 #[cfg(feature = "flex")]
 pub fn flex() -> Device {
     Device::flex()

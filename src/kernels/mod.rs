@@ -1,29 +1,46 @@
 //! Our own CPU kernels for the ops where Burn's are slow, behind the same [`Device`] API.
 //!
-//! Each function here takes and returns ordinary tensors. On Burn's flex CPU device (feature
-//! `flex`), with or without autodiff, it runs our kernel (and records our backward step); on
-//! every other device, dtype or configuration it calls Burn's own op, so results never depend on
-//! which path ran beyond float rounding. This module and [`crate::device`] are the only places
-//! that name a backend.
+//! Each function here takes and returns ordinary tensors. On Burn's CPU devices, flex and
+//! ndarray (features `flex` and `ndarray`; `host.rs` says how each reaches its values), with or
+//! without autodiff, it runs our kernel (and records our backward step, `bridge.rs`); on every
+//! other device, dtype or configuration it calls Burn's own op, so results never depend on which
+//! path ran beyond float rounding. This module and [`crate::device`] are the only places that
+//! name a backend.
 //!
 //! [`Device`]: burn::tensor::Device
 
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 mod adam;
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod bridge;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 mod conv;
-#[cfg(feature = "flex")]
-mod flex;
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod host;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 mod norm;
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 mod pool;
+
+/// `bridge::$op::<Host>(args)` on each compiled CPU host in turn: the first that holds the
+/// tensors answers `Some`, and `None` when none does.
+macro_rules! on_host {
+    ($op:ident($($arg:expr),*)) => {{
+        let out = None;
+        #[cfg(feature = "flex")]
+        let out = out.or_else(|| bridge::$op::<burn::backend::Flex>($($arg),*));
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        let out = out.or_else(|| bridge::$op::<burn::backend::NdArray>($($arg),*));
+        out
+    }};
+}
 
 use burn::tensor::Tensor;
 use burn::tensor::module::BatchNormTrainOutput;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 
-/// `torch.nn.functional.conv2d`: Burn's `conv2d`, or our im2col kernel on flex for `f32`
+/// `torch.nn.functional.conv2d`: Burn's `conv2d`, or our im2col kernel on the CPU devices for `f32`
 /// tensors with one group.
 ///
 /// # Shapes
@@ -35,8 +52,10 @@ pub(crate) fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    #[cfg(feature = "flex")]
-    if let Some(out) = geometry(&x, &weight, &options).and_then(|g| flex::conv2d(&x, &weight, g)) {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if let Some(out) =
+        geometry(&x, &weight, &options).and_then(|g| on_host!(conv2d(&x, &weight, g)))
+    {
         return match bias {
             Some(bias) => {
                 let channels = bias.dims()[0];
@@ -50,7 +69,7 @@ pub(crate) fn conv2d(
 
 /// Batch norm with the batch's own statistics, then ReLU when `relu`: the output, the batch mean
 /// and the biased batch variance (Burn's `batch_norm_train` and `relu`, or our two-pass kernel
-/// on flex, ReLU included in its passes).
+/// on the CPU devices, ReLU included in its passes).
 ///
 /// # Shapes
 /// - `x` and output: `[batch, channels, h, w]`; `gamma`, `beta`, mean, variance: `[channels]`
@@ -61,8 +80,9 @@ pub(crate) fn batch_norm_train(
     eps: f64,
     relu: bool,
 ) -> BatchNormTrainOutput<4> {
-    #[cfg(feature = "flex")]
-    if let Some((output, mean, variance)) = flex::batch_norm_train(&x, &gamma, &beta, eps, relu) {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if let Some((output, mean, variance)) = on_host!(batch_norm_train(&x, &gamma, &beta, eps, relu))
+    {
         return BatchNormTrainOutput {
             output,
             mean,
@@ -77,7 +97,7 @@ pub(crate) fn batch_norm_train(
 }
 
 /// Batch norm with fixed statistics (eval mode), then ReLU when `relu`: Burn's `batch_norm` and
-/// `relu`, or our one-pass kernel on flex.
+/// `relu`, or our one-pass kernel on the CPU devices.
 ///
 /// # Shapes
 /// - `x` and output: `[batch, channels, h, w]`; the others: `[channels]`
@@ -87,8 +107,10 @@ pub(crate) fn batch_norm(
     eps: f64,
     relu: bool,
 ) -> Tensor<4> {
-    #[cfg(feature = "flex")]
-    if let Some(out) = flex::batch_norm_eval(&x, &gamma, &beta, &mean, &variance, eps, relu) {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if let Some(out) = on_host!(batch_norm_eval(
+        &x, &gamma, &beta, &mean, &variance, eps, relu
+    )) {
         return out;
     }
     let out = burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, eps);
@@ -99,13 +121,13 @@ pub(crate) fn batch_norm(
     }
 }
 
-/// `torch.nn.functional.max_pool2d`: Burn's `max_pool2d`, or our kernel on flex for `f32`.
+/// `torch.nn.functional.max_pool2d`: Burn's `max_pool2d`, or our kernel on the CPU devices for `f32`.
 ///
 /// # Shapes
 /// - `x`: `[batch, channels, h, w]`; output: `[batch, channels, h_out, w_out]`
 pub(crate) fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
-    #[cfg(feature = "flex")]
-    if let Some(out) = pool_geometry(&x, &options).and_then(|g| flex::max_pool2d(&x, g)) {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if let Some(out) = pool_geometry(&x, &options).and_then(|g| on_host!(max_pool2d(&x, g))) {
         return out;
     }
     burn::tensor::module::max_pool2d(x, options)
@@ -134,21 +156,22 @@ pub(crate) struct AdamTensors {
     pub max_exp_avg_sq: Option<Tensor<1>>,
 }
 
-/// One Adam step in a single pass on flex (the moments updated in place); `Err` gives the
+/// One Adam step in a single pass on the CPU devices (the moments updated in place); `Err` gives the
 /// tensors back, unchanged, on every other device, for the caller's tensor-op version.
 pub(crate) fn adam(step: &AdamStep, tensors: AdamTensors) -> Result<AdamTensors, Box<AdamTensors>> {
+    let tensors = Err(Box::new(tensors));
     #[cfg(feature = "flex")]
-    return flex::adam(step, tensors);
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = step;
-        Err(Box::new(tensors))
-    }
+    let tensors = tensors.or_else(|t| bridge::adam::<burn::backend::Flex>(step, *t));
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    let tensors = tensors.or_else(|t| bridge::adam::<burn::backend::NdArray>(step, *t));
+    let _ = step;
+    tensors
 }
 
 /// The geometry our kernel handles, or `None` for grouped convolutions and shapes Burn should
 /// report on.
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 fn geometry(
     x: &Tensor<4>,
     weight: &Tensor<4>,
@@ -181,7 +204,7 @@ fn geometry(
 
 /// The pooling our kernel handles, or `None` for asymmetric padding and shapes Burn should
 /// report on.
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 fn pool_geometry(x: &Tensor<4>, options: &MaxPoolOptions<2>) -> Option<pool::PoolGeometry> {
     let [batch, channels, h, w] = x.dims();
     let g = pool::PoolGeometry {

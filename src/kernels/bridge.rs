@@ -1,0 +1,440 @@
+//! Runs our kernels on a CPU backend ([`Host`]: flex or ndarray), with and without autodiff.
+//!
+//! A [`Tensor`] carries its backend; here it is unwrapped into the host backend's primitive (or
+//! autodiff's wrapper of it), the kernel runs on its `f32` values, and the result is wrapped
+//! back. On an autodiff device the op is recorded in Burn's graph with our own backward step.
+//! Every function is generic over the host and answers `None` (or gives its tensors back) when
+//! the tensors live elsewhere, so [`super`] tries each compiled host in turn.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use burn::backend::Autodiff;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::tensor::{DType, Tensor};
+
+use super::adam::{self, Moments};
+use super::conv::{self, ConvGeometry};
+use super::host::Host;
+use super::norm::{self, BatchStats, NormShape};
+use super::pool::{self, PoolGeometry};
+use super::{AdamStep, AdamTensors};
+
+type Tracked<B> = FloatTensor<Autodiff<B>>;
+type Plain<B> = FloatTensor<B>;
+
+/// Host `f32` tensors, all plain or all tracked by autodiff.
+enum Inputs<B: Host, const N: usize> {
+    Plain([Plain<B>; N]),
+    Tracked([Tracked<B>; N]),
+}
+
+/// A host `f32` primitive, plain or tracked.
+enum Input<B: Host> {
+    Plain(Plain<B>),
+    Tracked(Tracked<B>),
+}
+
+/// The host primitive under `tensor`, or `None` on another backend, another dtype or another
+/// gradient-checkpointing strategy. The tensor is shared, not copied (a plain one is made
+/// contiguous; a tracked one is, by [`parts`]).
+fn unwrap<B: Host, const D: usize>(tensor: &Tensor<D>) -> Option<Input<B>> {
+    if tensor.dtype() != DType::F32 {
+        return None;
+    }
+    if let Some(plain) = B::plain(tensor.clone()) {
+        return Some(Input::Plain(B::contiguous(plain)));
+    }
+    B::tracked(tensor.clone()).map(Input::Tracked)
+}
+
+impl<B: Host, const N: usize> Inputs<B, N> {
+    /// All of `inputs` as one kind, or `None` when one is missing or kinds are mixed.
+    fn of(inputs: [Option<Input<B>>; N]) -> Option<Self> {
+        let inputs = inputs.into_iter().collect::<Option<Vec<_>>>()?;
+        if inputs.iter().all(|i| matches!(i, Input::Plain(_))) {
+            let plain = inputs.into_iter().map(|i| match i {
+                Input::Plain(t) => t,
+                Input::Tracked(_) => unreachable!("checked above"),
+            });
+            Some(Self::Plain(plain.collect::<Vec<_>>().try_into().ok()?))
+        } else if inputs.iter().all(|i| matches!(i, Input::Tracked(_))) {
+            let tracked = inputs.into_iter().map(|i| match i {
+                Input::Tracked(t) => t,
+                Input::Plain(_) => unreachable!("checked above"),
+            });
+            Some(Self::Tracked(tracked.collect::<Vec<_>>().try_into().ok()?))
+        } else {
+            None
+        }
+    }
+}
+
+fn dims<B: Host, const D: usize>(tensor: &Plain<B>) -> [usize; D] {
+    B::shape(tensor).try_into().expect("the rank the op takes")
+}
+
+/// A tensor on the device of the inputs: plain, or on autodiff as a constant (no gradient).
+fn output<B: Host, const D: usize>(tensor: Plain<B>, tracked: bool) -> Tensor<D> {
+    if tracked {
+        B::from_tracked(Tracked::<B>::new(tensor))
+    } else {
+        B::from_plain(tensor)
+    }
+}
+
+/// The primitives of tracked inputs, made contiguous, and the guards that keep their graph
+/// nodes while an op is recorded on them.
+fn parts<B: Host, const N: usize>(tracked: [Tracked<B>; N]) -> ([Plain<B>; N], [NodeGuard; N]) {
+    let (primitives, nodes): (Vec<_>, Vec<_>) = tracked
+        .into_iter()
+        .map(|t| {
+            let (primitive, node) = t.into_parts();
+            (B::contiguous(primitive), node)
+        })
+        .unzip();
+    let all = "one per input";
+    (
+        primitives.try_into().expect(all),
+        nodes.try_into().expect(all),
+    )
+}
+
+/// `out` recorded in the autodiff graph as the result of `op` on the inputs behind `nodes`; the
+/// backward `state` is built only when some input wants a gradient.
+fn record<B: Host, const D: usize, const N: usize, O: Backward<B, N>>(
+    op: O,
+    nodes: [NodeGuard; N],
+    out: Plain<B>,
+    state: impl FnOnce() -> O::State,
+) -> Tensor<D> {
+    let tracked = match op
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(state(), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    B::from_tracked(tracked)
+}
+
+/// [`conv::forward`] when `x` and `weight` are host `f32` tensors of the same kind.
+pub(super) fn conv2d<B: Host>(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    g: ConvGeometry,
+) -> Option<Tensor<4>> {
+    let [h, w] = g.out_size()?;
+    let out_shape = [g.batch, g.out_channels, h, w];
+    let forward = |x: &Plain<B>, weight: &Plain<B>| {
+        B::from_values(
+            conv::forward(&g, B::values(x), B::values(weight)),
+            &out_shape,
+        )
+    };
+    Some(
+        match Inputs::of([unwrap::<B, _>(x), unwrap::<B, _>(weight)])? {
+            Inputs::Plain([x, weight]) => output::<B, _>(forward(&x, &weight), false),
+            Inputs::Tracked(inputs) => {
+                let ([x, weight], nodes) = parts::<B, _>(inputs);
+                let out = forward(&x, &weight);
+                record(Conv2dBackward::<B>(PhantomData), nodes, out, || {
+                    (x, weight, g)
+                })
+            }
+        },
+    )
+}
+
+/// The backward step of [`conv2d`]: both gradients from one pass over the output gradient.
+#[derive(Debug)]
+struct Conv2dBackward<B>(PhantomData<fn() -> B>);
+
+impl<B: Host> Backward<B, 2> for Conv2dBackward<B> {
+    type State = (Plain<B>, Plain<B>, ConvGeometry);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, weight_node] = ops.parents;
+        let grad = B::contiguous(grads.consume::<B>(&ops.node));
+        let (x, weight, g) = ops.state;
+        let (grad_x, grad_w) = conv::backward(
+            &g,
+            B::values(&x),
+            B::values(&weight),
+            B::values(&grad),
+            x_node.is_some(),
+            weight_node.is_some(),
+        );
+        if let (Some(node), Some(grad_x)) = (x_node, grad_x) {
+            grads.register::<B>(node.id, B::from_values(grad_x, &dims::<B, 4>(&x)));
+        }
+        if let (Some(node), Some(grad_w)) = (weight_node, grad_w) {
+            grads.register::<B>(node.id, B::from_values(grad_w, &dims::<B, 4>(&weight)));
+        }
+    }
+}
+
+fn norm_shape<B: Host>(x: &Plain<B>) -> NormShape {
+    let [batch, channels, h, w] = dims::<B, 4>(x);
+    NormShape {
+        batch,
+        channels,
+        pixels: h * w,
+    }
+}
+
+/// Training-mode batch norm when `x`, `gamma` and `beta` are host `f32` tensors of the same
+/// kind: the output, the batch mean and the biased batch variance (the last two without
+/// gradient).
+pub(super) fn batch_norm_train<B: Host>(
+    x: &Tensor<4>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    eps: f64,
+    relu: bool,
+) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
+    let forward = |x: &Plain<B>, gamma: &Plain<B>, beta: &Plain<B>| {
+        let s = norm_shape::<B>(x);
+        let stats = norm::batch_stats(&s, B::values(x));
+        let slope = norm::slope(B::values(gamma), &norm::inv_std(&stats.variance, eps));
+        let out = norm::normalize(
+            &s,
+            B::values(x),
+            [&stats.mean, &slope, B::values(beta)],
+            relu,
+        );
+        (B::from_values(out, &dims::<B, 4>(x)), stats)
+    };
+    let (out, stats, tracked) = match Inputs::of([
+        unwrap::<B, _>(x),
+        unwrap::<B, _>(gamma),
+        unwrap::<B, _>(beta),
+    ])? {
+        Inputs::Plain([x, gamma, beta]) => {
+            let (out, stats) = forward(&x, &gamma, &beta);
+            (output::<B, _>(out, false), stats, false)
+        }
+        Inputs::Tracked(inputs) => {
+            let ([x, gamma, beta], nodes) = parts::<B, _>(inputs);
+            let (out, stats) = forward(&x, &gamma, &beta);
+            let state = stats.clone();
+            let out = record(BatchNormTrainBackward::<B>(PhantomData), nodes, out, || {
+                (x, gamma, beta, state, eps, relu)
+            });
+            (out, stats, true)
+        }
+    };
+    let c = stats.mean.len();
+    let mean = output::<B, _>(B::from_values(stats.mean, &[c]), tracked);
+    let variance = output::<B, _>(B::from_values(stats.variance, &[c]), tracked);
+    Some((out, mean, variance))
+}
+
+/// Eval-mode batch norm (fixed `mean` and `variance`) when all inputs are host `f32` tensors of
+/// the same kind.
+pub(super) fn batch_norm_eval<B: Host>(
+    x: &Tensor<4>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    mean: &Tensor<1>,
+    variance: &Tensor<1>,
+    eps: f64,
+    relu: bool,
+) -> Option<Tensor<4>> {
+    // The running statistics are constants, on an autodiff device too.
+    let constant = |t: &Tensor<1>| match unwrap::<B, _>(t)? {
+        Input::Plain(t) => Some(t),
+        Input::Tracked(t) => Some(B::contiguous(t.into_primitive())),
+    };
+    let (mean, variance) = (constant(mean)?, constant(variance)?);
+    let (mean, inv_std) = (
+        B::values(&mean).to_vec(),
+        norm::inv_std(B::values(&variance), eps),
+    );
+    let forward = |x: &Plain<B>, gamma: &Plain<B>, beta: &Plain<B>| {
+        let slope = norm::slope(B::values(gamma), &inv_std);
+        let fold = [&mean[..], &slope, B::values(beta)];
+        let out = norm::normalize(&norm_shape::<B>(x), B::values(x), fold, relu);
+        B::from_values(out, &dims::<B, 4>(x))
+    };
+    Some(
+        match Inputs::of([
+            unwrap::<B, _>(x),
+            unwrap::<B, _>(gamma),
+            unwrap::<B, _>(beta),
+        ])? {
+            Inputs::Plain([x, gamma, beta]) => output::<B, _>(forward(&x, &gamma, &beta), false),
+            Inputs::Tracked(inputs) => {
+                let ([x, gamma, beta], nodes) = parts::<B, _>(inputs);
+                let out = forward(&x, &gamma, &beta);
+                record(BatchNormEvalBackward::<B>(PhantomData), nodes, out, || {
+                    (x, gamma, beta, mean, inv_std, relu)
+                })
+            }
+        },
+    )
+}
+
+/// Registers batch-norm gradients `(dx, dγ, dβ)` for the parents that want them.
+fn register_norm_grads<B: Host>(
+    grads: &mut Gradients,
+    [x_node, gamma_node, beta_node]: [Option<NodeId>; 3],
+    (x, gamma): (&Plain<B>, &Plain<B>),
+    (grad_x, grad_gamma, grad_beta): (Vec<f32>, Vec<f32>, Vec<f32>),
+) {
+    if let Some(node) = x_node {
+        grads.register::<B>(node, B::from_values(grad_x, &dims::<B, 4>(x)));
+    }
+    let c = [dims::<B, 1>(gamma)[0]];
+    if let Some(node) = gamma_node {
+        grads.register::<B>(node, B::from_values(grad_gamma, &c));
+    }
+    if let Some(node) = beta_node {
+        grads.register::<B>(node, B::from_values(grad_beta, &c));
+    }
+}
+
+/// The output gradient of a batch norm taken back through its fused ReLU (when `relu`), the
+/// output recomputed from `x` and the folded statistics `[center, scale, shift]`.
+fn through_relu<'a, B: Host>(
+    relu: bool,
+    s: &NormShape,
+    x: &Plain<B>,
+    fold: [&[f32]; 3],
+    grad: &'a Plain<B>,
+) -> Cow<'a, [f32]> {
+    if relu {
+        Cow::Owned(norm::through_relu(s, B::values(x), fold, B::values(grad)))
+    } else {
+        Cow::Borrowed(B::values(grad))
+    }
+}
+
+/// The backward step of [`batch_norm_train`].
+#[derive(Debug)]
+struct BatchNormTrainBackward<B>(PhantomData<fn() -> B>);
+
+impl<B: Host> Backward<B, 3> for BatchNormTrainBackward<B> {
+    type State = (Plain<B>, Plain<B>, Plain<B>, BatchStats, f64, bool);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = B::contiguous(grads.consume::<B>(&ops.node));
+        let (x, gamma, beta, stats, eps, relu) = ops.state;
+        let s = norm_shape::<B>(&x);
+        let inv_std = norm::inv_std(&stats.variance, eps);
+        let slope = norm::slope(B::values(&gamma), &inv_std);
+        let grad = through_relu::<B>(relu, &s, &x, [&stats.mean, &slope, B::values(&beta)], &grad);
+        let statistics = [&stats.mean[..], &inv_std];
+        let result = norm::train_backward(&s, B::values(&x), B::values(&gamma), statistics, &grad);
+        let parents = ops.parents.map(|p| p.map(|n| n.id));
+        register_norm_grads::<B>(grads, parents, (&x, &gamma), result);
+    }
+}
+
+/// The backward step of [`batch_norm_eval`].
+#[derive(Debug)]
+struct BatchNormEvalBackward<B>(PhantomData<fn() -> B>);
+
+impl<B: Host> Backward<B, 3> for BatchNormEvalBackward<B> {
+    type State = (Plain<B>, Plain<B>, Plain<B>, Vec<f32>, Vec<f32>, bool);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = B::contiguous(grads.consume::<B>(&ops.node));
+        let (x, gamma, beta, mean, inv_std, relu) = ops.state;
+        let s = norm_shape::<B>(&x);
+        let slope = norm::slope(B::values(&gamma), &inv_std);
+        let grad = through_relu::<B>(relu, &s, &x, [&mean, &slope, B::values(&beta)], &grad);
+        let statistics = [&mean[..], &inv_std];
+        let result = norm::eval_backward(&s, B::values(&x), B::values(&gamma), statistics, &grad);
+        let parents = ops.parents.map(|p| p.map(|n| n.id));
+        register_norm_grads::<B>(grads, parents, (&x, &gamma), result);
+    }
+}
+
+/// The tensors of one Adam step after [`adam::update`], when all are plain host `f32` tensors.
+pub(super) fn adam<B: Host>(
+    step: &AdamStep,
+    tensors: AdamTensors,
+) -> Result<AdamTensors, Box<AdamTensors>> {
+    let max = tensors.max_exp_avg_sq.as_ref().map(unwrap::<B, 1>);
+    let all = [
+        unwrap::<B, _>(&tensors.param),
+        unwrap::<B, _>(&tensors.grad),
+        unwrap::<B, _>(&tensors.exp_avg),
+        unwrap::<B, _>(&tensors.exp_avg_sq),
+        max.unwrap_or(Some(Input::Plain(B::from_values(Vec::new(), &[0])))),
+    ];
+    let Some(Inputs::Plain([param, grad, exp_avg, exp_avg_sq, max])) = Inputs::of(all) else {
+        return Err(Box::new(tensors));
+    };
+    let has_max = tensors.max_exp_avg_sq.is_some();
+    // Dropping the tensors leaves the moment buffers unshared, so they are updated in place.
+    drop(tensors);
+    // The moments become this call's own, whole buffers (copied only if shared or a view).
+    let (mut exp_avg, mut exp_avg_sq, mut max) = (exp_avg, exp_avg_sq, max);
+    let n = B::values(&param).len();
+    let updated = adam::update(
+        step,
+        B::values(&param),
+        B::values(&grad),
+        Moments {
+            exp_avg: B::values_mut(&mut exp_avg),
+            exp_avg_sq: B::values_mut(&mut exp_avg_sq),
+            max_exp_avg_sq: has_max.then(|| B::values_mut(&mut max)),
+        },
+    );
+    Ok(AdamTensors {
+        param: output::<B, _>(B::from_values(updated, &[n]), false),
+        grad: output::<B, _>(grad, false),
+        exp_avg: output::<B, _>(exp_avg, false),
+        exp_avg_sq: output::<B, _>(exp_avg_sq, false),
+        max_exp_avg_sq: has_max.then(|| output::<B, _>(max, false)),
+    })
+}
+
+/// [`pool::forward`] when `x` is a host `f32` tensor.
+pub(super) fn max_pool2d<B: Host>(x: &Tensor<4>, g: PoolGeometry) -> Option<Tensor<4>> {
+    let [h, w] = g.out_size()?;
+    let [batch, channels, ..] = x.dims();
+    let out_shape = [batch, channels, h, w];
+    Some(match Inputs::of([unwrap::<B, _>(x)])? {
+        Inputs::Plain([x]) => {
+            let (out, _) = pool::forward(&g, B::values(&x), false);
+            output::<B, _>(B::from_values(out, &out_shape), false)
+        }
+        Inputs::Tracked(inputs) => {
+            let ([x], nodes) = parts::<B, _>(inputs);
+            let (out, indices) = pool::forward(&g, B::values(&x), true);
+            let indices = Arc::new(indices.expect("asked for"));
+            let out = B::from_values(out, &out_shape);
+            record(MaxPool2dBackward::<B>(PhantomData), nodes, out, || {
+                (indices, g, dims::<B, 4>(&x))
+            })
+        }
+    })
+}
+
+/// The backward step of [`max_pool2d`]: the output gradient scattered onto the maxima.
+#[derive(Debug)]
+struct MaxPool2dBackward<B>(PhantomData<fn() -> B>);
+
+impl<B: Host> Backward<B, 1> for MaxPool2dBackward<B> {
+    type State = (Arc<Vec<u32>>, PoolGeometry, [usize; 4]);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node] = ops.parents;
+        let grad = B::contiguous(grads.consume::<B>(&ops.node));
+        let (indices, g, x_shape) = ops.state;
+        if let Some(node) = x_node {
+            let grad_x = pool::backward(&g, &indices, B::values(&grad));
+            grads.register::<B>(node.id, B::from_values(grad_x, &x_shape));
+        }
+    }
+}
