@@ -31,6 +31,7 @@ pub fn available() -> Vec<&'static str> {
 /// Burn's ndarray CPU device (feature `ndarray`, on by default). Convolution, batch norm, max
 /// pool and Adam run our own kernels here as on flex; the other ops are ndarray's.
 #[cfg(feature = "ndarray")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 #[allow(deprecated)] // Burn 0.22 deprecates ndarray in favour of flex; our users still ask for it.
 pub fn ndarray() -> Device {
     Device::ndarray()
@@ -39,6 +40,7 @@ pub fn ndarray() -> Device {
 /// Burn's flex CPU device (feature `flex`, on by default), with our own kernels for
 /// convolution, batch norm, max pool and Adam; the fastest CPU device.
 #[cfg(feature = "flex")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flex")))]
 pub fn flex() -> Device {
     Device::flex()
 }
@@ -54,12 +56,14 @@ pub fn cpu() -> Device {
 
 /// The best wgpu adapter of this machine: a GPU where there is one (feature `wgpu`).
 #[cfg(feature = "wgpu")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wgpu")))]
 pub fn wgpu() -> Device {
     Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
 }
 
 /// The wgpu CPU adapter, e.g. Mesa's software Vulkan driver `lavapipe` (feature `wgpu`).
 #[cfg(feature = "wgpu")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wgpu")))]
 pub fn wgpu_cpu() -> Device {
     Device::wgpu(burn::tensor::DeviceKind::Cpu)
 }
@@ -67,6 +71,7 @@ pub fn wgpu_cpu() -> Device {
 /// The best Vulkan adapter, with Burn's SPIR-V compiler (feature `vulkan`): on NVIDIA and AMD
 /// GPUs matrix products can use the tensor cores.
 #[cfg(feature = "vulkan")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vulkan")))]
 pub fn vulkan() -> Device {
     Device::vulkan(burn::tensor::DeviceKind::DefaultDevice)
 }
@@ -75,6 +80,7 @@ pub fn vulkan() -> Device {
 /// when the device is first used, so a build with `cuda` runs on machines without them as long
 /// as this device is not asked for.
 #[cfg(feature = "cuda")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
 pub fn cuda() -> Device {
     Device::cuda(0)
 }

@@ -1,15 +1,17 @@
 //! # ferrovision
 //!
 //! Image classification in pure Rust on [Burn](https://burn.dev): layers with PyTorch's exact
-//! semantics, ResNet with torchvision's architecture and weights, on any Burn device.
+//! semantics, ResNet with torchvision's architecture and weights, data loading and training, on
+//! any Burn device. Burn is re-exported as [`ferrovision::burn`](burn): a crate that depends on
+//! ferrovision alone writes `ferrovision::burn::tensor::Tensor`.
 //!
 //! ```
-//! use burn::tensor::{Distribution, Int, Tensor};
+//! use ferrovision::burn::tensor::{Distribution, Int, Tensor};
 //! use ferrovision::models::{ResNetConfig, ResNetDepth};
 //! use ferrovision::nn::CrossEntropyLossConfig;
 //!
-//! // The user picks the device at run time: ndarray (CPU) or wgpu (GPU).
-//! let device = ferrovision::device::ndarray().autodiff();
+//! // The device is picked at run time; `.autodiff()` makes it record gradients (training).
+//! let device = ferrovision::device::cpu().autodiff();
 //! let model = ResNetConfig::new(ResNetDepth::R18).with_num_classes(4).init(&device);
 //! let images = Tensor::<4>::random([2, 3, 64, 64], Distribution::Default, &device);
 //! let labels = Tensor::<1, Int>::from_ints([1, 3], &device);
@@ -20,9 +22,27 @@
 //! ```
 //!
 //! Weights: [`models::ResNet::load_weights`] reads torchvision `.pth` and `.safetensors` files;
-//! [`weights`] holds the state-dict machinery behind it.
+//! [`weights`] holds the state-dict machinery behind it. Training: [`train::Trainer`], or your
+//! own loop (`examples/train_loop.rs`).
+//!
+//! ## When `.autodiff()` is needed
+//!
+//! A model that trains lives on `device.autodiff()` (its loader too, so batches arrive there);
+//! inference and evaluation use the plain device, or `model.valid()` of a training model.
+//!
+//! ## Features
+//!
+//! | feature | default | gives |
+//! | --- | --- | --- |
+//! | `flex` | yes | Burn's flex CPU device, [`device::flex`] (`device::cpu()`), with our CPU kernels |
+//! | `ndarray` | yes | Burn's ndarray CPU device, [`device::ndarray`], with the same kernels |
+//! | `wgpu` | no | GPUs through wgpu (Vulkan, Metal, DX12): `device::wgpu()`, untuned |
+//! | `gpu-tuned` | no | Burn's kernel autotune and fusion, for real GPUs |
+//! | `vulkan` | no | wgpu pinned to Vulkan with Burn's SPIR-V compiler: `device::vulkan()` (tuned) |
+//! | `cuda` | no | NVIDIA GPUs through CUDA: `device::cuda()` (tuned; builds only where LLVM can be downloaded) |
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod atomic;
 pub mod data;
@@ -39,3 +59,8 @@ pub mod weights;
 pub use burn;
 pub use error::{Error, Result, ShapeMismatch};
 pub use precision::Precision;
+
+/// The README's code blocks, compiled as doctests (its Quick start must build for a user).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

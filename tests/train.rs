@@ -303,24 +303,26 @@ fn a_stop_at_the_last_batch_resumes_to_the_same_run() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// One epoch of SGD on a tiny shapes folder in `dir`: its root, the run folder (`dir/run`) and
+/// the training loader (batch 8).
+fn one_epoch_run(dir: &Path, device: &Device) -> (PathBuf, PathBuf, DataLoader) {
+    let root = shapes(dir, 4, 1);
+    let (train, val) = loaders(&root, 8, device);
+    let run = dir.join("run");
+    let mut sgd = SgdConfig::new(0.01).init();
+    trainer(1, &run)
+        .fit(model(device), &mut sgd, &train, Some(&val), None)
+        .unwrap();
+    (root, run, train)
+}
+
 /// A resume with another seed, batch size, optimizer or class list would not continue the
 /// run: refused before any step, naming what differs.
 #[test]
 fn a_resume_with_other_settings_is_refused() {
     let dir = temp_dir("resume-check");
-    let root = shapes(&dir, 4, 1);
     let device = ferrovision::device::cpu();
-    let (train, val) = loaders(&root, 8, &device);
-    let run = dir.join("run");
-    trainer(1, &run)
-        .fit(
-            model(&device),
-            &mut SgdConfig::new(0.01).init(),
-            &train,
-            Some(&val),
-            None,
-        )
-        .unwrap();
+    let (root, run, train) = one_epoch_run(&dir, &device);
     let resume =
         |trainer: Trainer, optimizer: &mut ferrovision::optim::Optimizer, train: &DataLoader| {
             let checkpoint = Checkpoint::load(run.join("last.safetensors")).unwrap();
@@ -374,19 +376,8 @@ fn a_resume_with_other_settings_is_refused() {
 #[test]
 fn checkpoints_keep_summaries_and_nan_metrics_read_back() {
     let dir = temp_dir("summaries");
-    let root = shapes(&dir, 4, 1);
     let device = ferrovision::device::cpu();
-    let (train, val) = loaders(&root, 8, &device);
-    let run = dir.join("run");
-    trainer(1, &run)
-        .fit(
-            model(&device),
-            &mut SgdConfig::new(0.01).init(),
-            &train,
-            Some(&val),
-            None,
-        )
-        .unwrap();
+    let (_, run, _) = one_epoch_run(&dir, &device);
     let mut checkpoint = Checkpoint::load(run.join("last.safetensors")).unwrap();
     let kept = &checkpoint.meta.history[0];
     assert!(kept.train.confusion.is_empty() && kept.train.per_class.is_empty());
