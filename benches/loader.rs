@@ -125,7 +125,7 @@ fn epoch(c: &mut Criterion) {
             DataLoaderConfig::new(64)
                 .with_shuffle(true)
                 .with_num_workers(workers),
-            device.clone(),
+            &device,
         );
         let mut epoch = 0;
         group.bench_function(format!("{workers}_workers"), |b| {

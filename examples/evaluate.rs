@@ -56,8 +56,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
     let config = DataLoaderConfig::new(args.batch_size).with_num_workers(args.workers);
-    let loader = DataLoader::new(folder, transform, config, device);
-    let metrics = evaluate(&model, &loader, &classes)?;
+    let loader = DataLoader::new(folder, transform, config, &device);
+    let metrics = evaluate(&model, &loader)?;
     println!(
         "{} images, loss {:.4}, top-5 accuracy {:.2}%\n",
         metrics.samples,

@@ -104,12 +104,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = DataLoaderConfig::new(args.batch_size)
         .with_shuffle(true)
         .with_num_workers(args.workers);
-    let loader = DataLoader::new(
-        folder,
-        transform(args.preset, args.size),
-        config,
-        device.clone(),
-    );
+    let loader = DataLoader::new(folder, transform(args.preset, args.size), config, &device);
     let mut rates = Vec::new();
     for epoch in 0..=args.epochs {
         let start = Instant::now();

@@ -164,13 +164,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         train_set,
         train_tf,
         loader_config.clone().with_shuffle(true),
-        train_device.clone(),
+        &train_device,
     );
     let val = DataLoader::new(
         val_set,
         common::eval_transform(eval_kind, size),
         loader_config.with_shuffle(false),
-        device.clone(),
+        &device,
     );
 
     // The model's random init comes from the device's generator: seed it, so a run repeats.

@@ -82,9 +82,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         train_set,
         Compose::new(), // ToTensor()
         config.clone().with_shuffle(true),
-        device.clone().autodiff(),
+        &device.clone().autodiff(),
     );
-    let val = DataLoader::new(val_set, Compose::new(), config, device.clone());
+    let val = DataLoader::new(val_set, Compose::new(), config, &device);
 
     // model = resnet18(weights); model.fc = Linear(512, classes)
     let mut model = ResNetConfig::new(ResNetDepth::R18)
@@ -111,7 +111,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         let mean_loss =
             loss_sum.map_or(f32::NAN, |sum| sum.into_scalar::<f32>()) / train.len() as f32;
-        let metrics = evaluate(&model, &val, &classes)?;
+        let metrics = evaluate(&model, &val)?;
         println!(
             "epoch {}: train loss {mean_loss:.4} | val accuracy {:.2}% macro-F1 {:.4} | {:.1} s",
             epoch + 1,

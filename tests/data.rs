@@ -319,7 +319,7 @@ fn batches_are_bit_identical_whatever_the_number_of_workers() {
             .with_shuffle(true)
             .with_seed(42)
             .with_num_workers(workers);
-        let loader = DataLoader::new(folder, presets::train(32), config, device.clone());
+        let loader = DataLoader::new(folder, presets::train(32), config, &device);
         assert_eq!(loader.len(), 3);
         loader
             .epoch(epoch)
@@ -343,7 +343,7 @@ fn batches_are_bit_identical_whatever_the_number_of_workers() {
     let folder = ImageFolder::new(&root).unwrap();
     let config = DataLoaderConfig::new(4).with_drop_last(true);
     assert_eq!(
-        DataLoader::new(folder, presets::eval(32), config, device).len(),
+        DataLoader::new(folder, presets::eval(32), config, &device).len(),
         2
     );
     std::fs::remove_dir_all(root).unwrap();
@@ -449,7 +449,7 @@ fn bad_files_give_typed_errors_or_are_skipped_and_listed() {
         folder.clone(),
         presets::eval(16),
         DataLoaderConfig::new(2),
-        device.clone(),
+        &device,
     );
     let results: Vec<_> = loader.epoch(0).collect();
     assert!(results.iter().any(|r| r.is_err()));
@@ -458,7 +458,7 @@ fn bad_files_give_typed_errors_or_are_skipped_and_listed() {
     let config = DataLoaderConfig::new(2)
         .with_on_error(OnError::Skip)
         .with_num_workers(2);
-    let loader = DataLoader::new(folder, presets::eval(16), config, device);
+    let loader = DataLoader::new(folder, presets::eval(16), config, &device);
     let mut epoch = loader.epoch(0);
     let kept: Vec<Vec<usize>> = epoch.by_ref().map(|b| b.unwrap().indices).collect();
     assert_eq!(
@@ -595,7 +595,7 @@ fn a_resize_past_the_pixel_cap_is_a_typed_error() {
             ImageFolder::new(&root).unwrap(),
             presets::eval(224),
             config,
-            device.clone(),
+            &device,
         )
     };
     match loader(OnError::Fail).epoch(0).next() {
@@ -636,12 +636,7 @@ fn a_panicking_transform_is_an_error_naming_the_file() {
             .then(PanicsOnWidth(40))
             .then(Resize::exact(8, 8));
         let config = DataLoaderConfig::new(1).with_num_workers(workers);
-        let loader = DataLoader::new(
-            ImageFolder::new(&root).unwrap(),
-            transform,
-            config,
-            device.clone(),
-        );
+        let loader = DataLoader::new(ImageFolder::new(&root).unwrap(), transform, config, &device);
         let results: Vec<_> = loader.epoch(0).collect();
         assert!(results[0].is_ok());
         match &results[1] {
@@ -692,7 +687,7 @@ fn workers_wait_for_a_slow_batch_within_the_prefetch_window() {
         .with_num_workers(2)
         .with_prefetch(1);
     let device = ferrovision::device::ndarray();
-    let loader = DataLoader::new(ImageFolder::new(&root).unwrap(), transform, config, device);
+    let loader = DataLoader::new(ImageFolder::new(&root).unwrap(), transform, config, &device);
     let mut epoch = loader.epoch(0);
     epoch.next().unwrap().unwrap();
     // Batch 0 plus at most prefetch x workers = 2 batches ahead, 2 images each.
@@ -718,7 +713,7 @@ fn the_epoch_position_counts_batches_left_out_under_skip() {
         ImageFolder::new(&root).unwrap(),
         presets::eval(16),
         config,
-        device,
+        &device,
     );
     let mut epoch = loader.epoch_from(0, 0);
     assert_eq!(epoch.next().unwrap().unwrap().indices, [0]);

@@ -53,9 +53,9 @@ fn loaders(root: &Path, batch: usize, device: &Device) -> (DataLoader, DataLoade
             train,
             transform(),
             config.clone().with_shuffle(true),
-            device.clone().autodiff(),
+            &device.clone().autodiff(),
         ),
-        DataLoader::new(val, transform(), config, device.clone()),
+        DataLoader::new(val, transform(), config, &device),
     )
 }
 

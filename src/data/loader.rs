@@ -160,12 +160,12 @@ pub struct DataLoader {
 }
 
 impl DataLoader {
-    /// A loader producing batches on `device`.
+    /// A loader producing batches on `device` (`device.autodiff()` for a model that trains).
     pub fn new(
         dataset: ImageFolder,
         transform: Compose,
         config: DataLoaderConfig,
-        device: Device,
+        device: &Device,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -173,7 +173,7 @@ impl DataLoader {
                 transform,
                 config,
             }),
-            device,
+            device: device.clone(),
         }
     }
 

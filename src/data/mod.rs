@@ -9,7 +9,7 @@
 //!     train,
 //!     transforms::presets::train(224),
 //!     DataLoaderConfig::new(64).with_shuffle(true).with_num_workers(4),
-//!     device,
+//!     &device,
 //! );
 //! for batch in loader.epoch(0) {
 //!     let batch = batch?;

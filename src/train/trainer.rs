@@ -462,9 +462,7 @@ impl Trainer {
         if images > 0 && !train_metrics.loss.is_finite() {
             return Err(self.non_finite(epoch, train.len(), train_metrics.loss));
         }
-        let val_metrics = val
-            .map(|loader| evaluate(&run.model, loader, classes))
-            .transpose()?;
+        let val_metrics = val.map(|loader| evaluate(&run.model, loader)).transpose()?;
         let record = EpochRecord {
             epoch: epoch + 1,
             lr: optimizer.lr() * optimizer.lr_factor(),
@@ -681,16 +679,13 @@ fn first_device<M: Module>(model: &M) -> burn::tensor::Device {
 }
 
 /// Evaluates `model` on every batch of `loader` (epoch 0 of its order), in eval mode and
-/// without gradients, and returns the metrics. `model.valid()` is used, so an autodiff model
-/// can be passed as it is.
+/// without gradients, and returns the metrics, per class named by the loader's dataset.
+/// `model.valid()` is used, so an autodiff model can be passed as it is.
 ///
 /// # Errors
 /// Data errors under [`OnError::Fail`](crate::data::OnError::Fail).
-pub fn evaluate<M: Classifier>(
-    model: &M,
-    loader: &DataLoader,
-    classes: &[String],
-) -> Result<EpochMetrics> {
+pub fn evaluate<M: Classifier>(model: &M, loader: &DataLoader) -> Result<EpochMetrics> {
+    let classes = loader.dataset().classes();
     let model = model.valid();
     let loss_fn = CrossEntropyLossConfig::new().init();
     let mut metrics = MetricsAccumulator::new(classes.len());

@@ -13,8 +13,9 @@ use crate::{Error, Result};
 /// Counters PyTorch stores as int64 scalars and ferrovision as one-element float tensors.
 const COUNTER_SUFFIX: &str = "num_batches_tracked";
 
-/// How [`load_state_dict`] treats keys that do not fit the model.
-#[derive(Debug, Clone, Default)]
+/// How [`load_state_dict`] treats keys that do not fit the model. The default is strict, as
+/// PyTorch's `load_state_dict(strict=True)`; [`non_strict`](Self::non_strict) is the opt-in.
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Fail with [`Error::IncompatibleWeights`] on any missing, unexpected or mismatched key;
     /// otherwise keep the model's own tensor for each and list them in the report.
@@ -23,6 +24,13 @@ pub struct LoadOptions {
     /// tensors keep the model's fresh initialisation and the report lists them under
     /// `reinitialized` (fine-tuning with another number of classes).
     pub reinit_on_mismatch: Vec<String>,
+}
+
+impl Default for LoadOptions {
+    /// [`strict`](Self::strict), as PyTorch's default.
+    fn default() -> Self {
+        Self::strict()
+    }
 }
 
 impl LoadOptions {
@@ -34,9 +42,12 @@ impl LoadOptions {
         }
     }
 
-    /// Load what fits, report the rest.
+    /// Load what fits, report the rest (`strict=False`).
     pub fn non_strict() -> Self {
-        Self::default()
+        Self {
+            strict: false,
+            reinit_on_mismatch: Vec::new(),
+        }
     }
 
     /// Also accept shape mismatches under `prefix`, keeping the model's fresh tensors there.
