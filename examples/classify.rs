@@ -1,13 +1,18 @@
 //! Classifies a generated 224x224 image with ResNet-18 and prints the top-5 classes.
 //!
 //! ```text
-//! cargo run --release --example classify                       # random init, ndarray
+//! cargo run --release --example classify                       # random init, CPU
 //! cargo run --release --example classify -- --weights resnet18-f37072fd.pth
 //! cargo run --release --features wgpu --example classify -- --device wgpu
 //! ```
 
+mod common;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
+
+use clap::Parser;
 
 use burn::tensor::{Tensor, TensorData, activation::softmax};
 use ferrovision::models::{ResNetConfig, ResNetDepth};
@@ -36,41 +41,26 @@ fn generated_image() -> Vec<f32> {
     pixels
 }
 
+/// Classifies a generated image with ResNet-18 and prints the top-5 ImageNet classes.
+#[derive(Parser, Debug)]
 struct Args {
-    device: String,
-    weights: Option<String>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        device: "ndarray".into(),
-        weights: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--device" => args.device = value()?,
-            "--weights" => args.weights = Some(value()?),
-            "-h" | "--help" => {
-                return Err("usage: classify [--device ndarray|wgpu] [--weights FILE]".into());
-            }
-            other => return Err(format!("unknown argument `{other}`; try --help")),
-        }
-    }
-    Ok(args)
+    /// torchvision ResNet-18 weights (`.pth` / `.safetensors`); random init without.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    #[command(flatten)]
+    device: common::DeviceArg,
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
-    let device = ferrovision::device::by_name(&args.device)?;
+    let args = Args::parse();
+    let device = args.device.open()?;
     println!("device: {}", ferrovision::device::describe(&device));
 
     let mut model = ResNetConfig::new(ResNetDepth::R18).init(&device);
     match &args.weights {
         Some(path) => {
             let (loaded, report) = model.load_weights(path)?;
-            println!("weights: {path}: {report}");
+            println!("weights: {}: {report}", path.display());
             model = loaded;
         }
         None => println!("weights: none (random torchvision init); pass --weights FILE.pth"),
@@ -102,11 +92,5 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main_with(run)
 }
