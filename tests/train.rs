@@ -749,3 +749,20 @@ fn out_of_range_flags_are_usage_errors() {
         assert!(!stderr.contains("panicked"), "{flag} {value}: {stderr}");
     }
 }
+
+/// `evaluate` runs the model in eval mode (running statistics, left unchanged), whatever mode
+/// it is given in: as `model.eval()` then `torch.no_grad()` in PyTorch.
+#[test]
+fn evaluate_uses_eval_mode_and_leaves_the_model_unchanged() {
+    let dir = temp_dir("evaluate");
+    let root = shapes(&dir, 2, 2);
+    let device = ferrovision::device::cpu();
+    let (_, val) = loaders(&root, 4, &device);
+    let training = model(&device).train();
+    let before = state_dict(&training);
+    let from_training = ferrovision::train::evaluate(&training, &val).unwrap();
+    assert_eq!(state_dict(&training), before, "evaluate changed the model");
+    let from_eval = ferrovision::train::evaluate(&training.clone().eval(), &val).unwrap();
+    assert_eq!(from_training, from_eval);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
