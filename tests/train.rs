@@ -55,7 +55,7 @@ fn loaders(root: &Path, batch: usize, device: &Device) -> (DataLoader, DataLoade
             config.clone().with_shuffle(true),
             &device.clone().autodiff(),
         ),
-        DataLoader::new(val, transform(), config, &device),
+        DataLoader::new(val, transform(), config, device),
     )
 }
 
@@ -764,5 +764,90 @@ fn evaluate_uses_eval_mode_and_leaves_the_model_unchanged() {
     assert_eq!(state_dict(&training), before, "evaluate changed the model");
     let from_eval = ferrovision::train::evaluate(&training.clone().eval(), &val).unwrap();
     assert_eq!(from_training, from_eval);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Records what the trainer tells it; asks to stop after epoch `stop_after`.
+struct Recorder {
+    batches: std::sync::Arc<std::sync::Mutex<Vec<(usize, usize)>>>,
+    epochs: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+    stop_after: usize,
+}
+
+impl ferrovision::train::Callback for Recorder {
+    fn on_batch_end(
+        &mut self,
+        batch: &ferrovision::train::BatchEnd,
+    ) -> ferrovision::train::Control {
+        assert!(batch.loss.clone().into_scalar::<f32>().is_finite());
+        self.batches
+            .lock()
+            .unwrap()
+            .push((batch.epoch, batch.batch));
+        ferrovision::train::Control::Continue
+    }
+
+    fn on_epoch_end(&mut self, record: &EpochRecord) -> ferrovision::train::Control {
+        self.epochs.lock().unwrap().push(record.epoch);
+        if record.epoch >= self.stop_after {
+            ferrovision::train::Control::Stop
+        } else {
+            ferrovision::train::Control::Continue
+        }
+    }
+}
+
+/// A callback sees every batch and epoch and stops the run early (checkpoints of the last
+/// epoch written); a replaced loss is what the optimizer follows.
+#[test]
+fn callbacks_see_every_batch_and_stop_early_and_the_loss_is_replaceable() {
+    let dir = temp_dir("callbacks");
+    let root = shapes(&dir, 4, 1);
+    let device = ferrovision::device::cpu();
+    let (train, val) = loaders(&root, 8, &device);
+    let recorder = Recorder {
+        batches: Default::default(),
+        epochs: Default::default(),
+        stop_after: 2,
+    };
+    let (batches, epochs) = (recorder.batches.clone(), recorder.epochs.clone());
+    let run = dir.join("run");
+    let outcome = trainer(5, &run)
+        .with_callback(recorder)
+        .fit(
+            model(&device),
+            &mut AdamConfig::new().init(),
+            &train,
+            Some(&val),
+            None,
+        )
+        .unwrap();
+    assert!(outcome.interrupted);
+    assert_eq!(outcome.history.len(), 2);
+    assert_eq!(*epochs.lock().unwrap(), [1, 2]);
+    let expected: Vec<(usize, usize)> = (0..2)
+        .flat_map(|e| (1..=train.len()).map(move |b| (e, b)))
+        .collect();
+    assert_eq!(*batches.lock().unwrap(), expected);
+    let checkpoint = Checkpoint::load(run.join("last.safetensors")).unwrap();
+    assert_eq!(checkpoint.meta.position.epoch, 2);
+
+    // A zero loss: Adam takes zero steps, so the weights stay where they started.
+    let start = model(&device);
+    let outcome = trainer(1, &dir.join("zero"))
+        .with_loss(|logits, _labels| logits.sum().mul_scalar(0.0))
+        .fit(
+            start.clone(),
+            &mut AdamConfig::new().init(),
+            &train,
+            None,
+            None,
+        )
+        .unwrap();
+    assert_eq!(outcome.history[0].train.loss, 0.0);
+    assert_eq!(
+        outcome.model.fc.weight.val().into_data(),
+        start.fc.weight.val().into_data()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

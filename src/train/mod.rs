@@ -2,6 +2,7 @@
 //! accumulated on the device, a run folder with checkpoints, `metrics.jsonl` and pictures,
 //! resumption, and a clean stop on NaN or Ctrl-C.
 
+mod callback;
 mod checkpoint;
 mod lock;
 mod metrics;
@@ -9,8 +10,9 @@ mod progress;
 mod report;
 mod trainer;
 
+pub use callback::{BatchEnd, Callback, Control};
 pub use checkpoint::{Checkpoint, CheckpointMeta, RunPosition, RunSettings};
 pub use metrics::{ClassMetrics, EpochMetrics, MetricsAccumulator};
 pub use progress::ProgressStyle;
 pub use report::{confusion_svg, curves_svg};
-pub use trainer::{Classifier, EpochRecord, FitOutcome, Trainer, TrainerConfig, evaluate};
+pub use trainer::{Classifier, EpochRecord, FitOutcome, LossFn, Trainer, TrainerConfig, evaluate};

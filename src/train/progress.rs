@@ -13,7 +13,10 @@ pub enum ProgressStyle {
     Auto,
     /// Log lines only.
     Lines,
-    /// Nothing within epochs (the epoch summary is still printed).
+    /// Nothing at all: no progress, no epoch summaries, no notes (use a [`Callback`] to
+    /// log in your own way).
+    ///
+    /// [`Callback`]: super::Callback
     Quiet,
 }
 

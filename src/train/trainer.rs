@@ -1,14 +1,15 @@
 //! The training loop.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::callback::{BatchEnd, Callback, Control};
 use super::checkpoint::{Checkpoint, CheckpointMeta, RunPosition, RunSettings};
 use super::lock::RunLock;
 use super::metrics::{EpochMetrics, MetricsAccumulator, nan_if_null};
@@ -16,7 +17,7 @@ use super::progress::{Progress, ProgressStyle};
 use super::report::{confusion_svg, curves_svg};
 use crate::data::{Batch, DataLoader, SkippedFile};
 use crate::models::ResNet;
-use crate::nn::{CrossEntropyLoss, CrossEntropyLossConfig, train_mode};
+use crate::nn::{CrossEntropyLossConfig, train_mode};
 use crate::optim::{LrSchedule, Optimizer};
 use crate::precision::full;
 use crate::weights::{LoadOptions, StateDict, load_state_dict, state_dict, write_atomically};
@@ -122,7 +123,8 @@ pub struct FitOutcome<M> {
     /// 100 classes, epochs before the last are [summaries](EpochRecord::summary) (memory stays
     /// bounded); `metrics.jsonl` in the run folder has every epoch in full.
     pub history: Vec<EpochRecord>,
-    /// Whether the run stopped early on request (Ctrl-C); `last.safetensors` holds where.
+    /// Whether the run stopped before its last epoch on request (the stop handle, as on
+    /// Ctrl-C, or a callback's [`Control::Stop`]); `last.safetensors` holds where.
     pub interrupted: bool,
     /// The run folder.
     pub run_dir: PathBuf,
@@ -152,16 +154,67 @@ impl<M> FitOutcome<M> {
 pub struct Trainer {
     config: TrainerConfig,
     stop: Arc<AtomicBool>,
-    loss: CrossEntropyLoss,
+    loss: LossFn,
+    callbacks: Mutex<Vec<Box<dyn Callback>>>,
 }
 
+/// A training loss: `(logits [N, C], labels [N]) -> mean loss [1]`.
+pub type LossFn = Box<dyn Fn(Tensor<2>, Tensor<1, Int>) -> Tensor<1> + Send + Sync>;
+
 impl Trainer {
-    /// A trainer with these options.
+    /// A trainer with these options, PyTorch's default `CrossEntropyLoss` and no callback.
     pub fn new(config: TrainerConfig) -> Self {
+        let cross_entropy = CrossEntropyLossConfig::new().init();
         Self {
             config,
             stop: Arc::new(AtomicBool::new(false)),
-            loss: CrossEntropyLossConfig::new().init(),
+            loss: Box::new(move |logits, labels| cross_entropy.forward(logits, labels)),
+            callbacks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Trains with another loss: a configured cross-entropy (class weights, label smoothing)
+    /// or any function of the logits and labels. Validation still reports cross-entropy.
+    ///
+    /// ```
+    /// use ferrovision::nn::CrossEntropyLossConfig;
+    /// use ferrovision::train::{Trainer, TrainerConfig};
+    /// let smoothed = CrossEntropyLossConfig::new().with_label_smoothing(0.1).init();
+    /// let trainer = Trainer::new(TrainerConfig::new(10, "runs/demo"))
+    ///     .with_loss(move |logits, labels| smoothed.forward(logits, labels));
+    /// ```
+    pub fn with_loss(
+        mut self,
+        loss: impl Fn(Tensor<2>, Tensor<1, Int>) -> Tensor<1> + Send + Sync + 'static,
+    ) -> Self {
+        self.loss = Box::new(loss);
+        self
+    }
+
+    /// Adds a [`Callback`], called after each batch and epoch in the order added.
+    pub fn with_callback(self, callback: impl Callback + 'static) -> Self {
+        self.callbacks
+            .lock()
+            .expect("callbacks lock")
+            .push(Box::new(callback));
+        self
+    }
+
+    /// Calls every callback with `event`; `Stop` if any asks for it.
+    fn notify(&self, event: impl Fn(&mut dyn Callback) -> Control) -> Control {
+        let mut control = Control::Continue;
+        for callback in self.callbacks.lock().expect("callbacks lock").iter_mut() {
+            if event(callback.as_mut()) == Control::Stop {
+                control = Control::Stop;
+            }
+        }
+        control
+    }
+
+    /// Prints a line unless the progress style is quiet.
+    fn say(&self, line: impl FnOnce() -> String) {
+        if self.config.progress != ProgressStyle::Quiet {
+            eprintln!("{}", line());
         }
     }
 
@@ -234,8 +287,10 @@ impl Trainer {
                 self.save("last.safetensors", &run, optimizer, train)?;
                 return Ok(self.outcome(run, true));
             }
-            run = self.end_epoch(run, optimizer, train, val, started)?;
-            if self.stop.load(Ordering::Relaxed) && run.position.epoch < self.config.epochs {
+            let (next, control) = self.end_epoch(run, optimizer, train, val, started)?;
+            run = next;
+            let stop = control == Control::Stop || self.stop.load(Ordering::Relaxed);
+            if stop && run.position.epoch < self.config.epochs {
                 return Ok(self.outcome(run, true));
             }
         }
@@ -393,17 +448,29 @@ impl Trainer {
                 // A last batch of one image: batch norm cannot train on it where a feature
                 // map is 1x1 (PyTorch refuses it too), so it is left out, as `drop_last`.
                 if !run.told_single {
-                    eprintln!(
+                    self.say(|| {
                         "note: a last batch of 1 image is left out of training each epoch \
                          (batch norm needs 2 or more); choose a batch size that leaves more"
-                    );
+                            .into()
+                    });
                     run.told_single = true;
                 }
                 continue;
             }
-            run.model = self.step(run.model, optimizer, &mut run.metrics, batch, &run.position);
+            let images = batch.indices.len();
+            let (model, loss) =
+                self.step(run.model, optimizer, &mut run.metrics, batch, &run.position);
+            run.model = model;
             run.position.step += 1;
-            let stop = self.stop.load(Ordering::Relaxed);
+            let event = BatchEnd {
+                epoch,
+                batch: done,
+                step: run.position.step,
+                loss,
+                images,
+            };
+            let control = self.notify(|callback| callback.on_batch_end(&event));
+            let stop = control == Control::Stop || self.stop.load(Ordering::Relaxed);
             if done.is_multiple_of(self.config.log_every.max(1)) || done == train.len() || stop {
                 let (loss, accuracy) = run.metrics.running();
                 if !loss.is_finite() {
@@ -418,11 +485,12 @@ impl Trainer {
             }
         }
         progress.finish();
-        report_skipped(epoch, &batches.take_skipped());
+        self.report_skipped(epoch, &batches.take_skipped());
         Ok((run, Pass::Finished))
     }
 
-    /// One optimizer step on one batch, its metrics added to `metrics`.
+    /// One optimizer step on one batch, its metrics added to `metrics`; the updated model and
+    /// the batch's loss (off the graph, still on the device).
     fn step<M: Classifier>(
         &self,
         model: M,
@@ -430,21 +498,23 @@ impl Trainer {
         metrics: &mut MetricsAccumulator,
         batch: Batch,
         position: &RunPosition,
-    ) -> M {
+    ) -> (M, Tensor<1>) {
         optimizer.set_lr_factor(self.config.schedule.factor(position.step));
         let images = self.config.precision.cast(batch.images);
         let logits = full(model.forward(images));
-        let loss = self.loss.forward(logits.clone(), batch.labels.clone());
+        let loss = (self.loss)(logits.clone(), batch.labels.clone());
+        let detached = loss.clone().detach();
         metrics.add(
             logits.detach().inner(),
             batch.labels.inner(),
-            loss.clone().detach().inner(),
+            detached.clone().inner(),
         );
-        optimizer.step(model, loss.backward())
+        (optimizer.step(model, loss.backward()), detached)
     }
 
-    /// Validates, records the epoch (`metrics.jsonl`, pictures) and writes the checkpoints:
-    /// `best` before `last`, so a `last` never names a best that is not on disk.
+    /// Validates, records the epoch (`metrics.jsonl`, pictures), writes the checkpoints (`best`
+    /// before `last`, so a `last` never names a best that is not on disk), then tells the
+    /// callbacks.
     fn end_epoch<M: Classifier>(
         &self,
         mut run: RunState<M>,
@@ -452,7 +522,7 @@ impl Trainer {
         train: &DataLoader,
         val: Option<&DataLoader>,
         started: Instant,
-    ) -> Result<RunState<M>> {
+    ) -> Result<(RunState<M>, Control)> {
         let epoch = run.position.epoch;
         let classes = train.dataset().classes();
         let train_seconds = started.elapsed().as_secs_f64();
@@ -471,7 +541,7 @@ impl Trainer {
             train: train_metrics,
             val: val_metrics,
         };
-        eprintln!("{}", summary(&record, self.config.epochs));
+        self.say(|| summary(&record, self.config.epochs));
         let improved = run
             .position
             .best_accuracy
@@ -486,14 +556,32 @@ impl Trainer {
         if classes.len() > FULL_RECORD_CLASSES {
             run.history.push(record.summary());
         } else {
-            run.history.push(record);
+            run.history.push(record.clone());
         }
         self.write_curves(&run.history)?;
         if improved {
             self.save("best.safetensors", &run, optimizer, train)?;
         }
         self.save("last.safetensors", &run, optimizer, train)?;
-        Ok(run)
+        let control = self.notify(|callback| callback.on_epoch_end(&record));
+        Ok((run, control))
+    }
+
+    fn report_skipped(&self, epoch: usize, skipped: &[SkippedFile]) {
+        if skipped.is_empty() {
+            return;
+        }
+        self.say(|| {
+            let mut text = format!(
+                "epoch {}: skipped {} unreadable images:",
+                epoch + 1,
+                skipped.len()
+            );
+            for file in skipped {
+                text += &format!("\n  {}", file.error);
+            }
+            text
+        });
     }
 
     fn outcome<M>(&self, run: RunState<M>, interrupted: bool) -> FitOutcome<M> {
@@ -652,20 +740,6 @@ fn list_classes(classes: &[String]) -> String {
         text += ", ...";
     }
     text + "]"
-}
-
-fn report_skipped(epoch: usize, skipped: &[SkippedFile]) {
-    if skipped.is_empty() {
-        return;
-    }
-    eprintln!(
-        "epoch {}: skipped {} unreadable images:",
-        epoch + 1,
-        skipped.len()
-    );
-    for file in skipped {
-        eprintln!("  {}", file.error);
-    }
 }
 
 fn write_confusion(path: &std::path::Path, record: &EpochRecord, classes: &[String]) -> Result<()> {
