@@ -26,6 +26,36 @@ impl std::fmt::Display for ShapeMismatch {
     }
 }
 
+/// Why a [`Compose`](crate::data::transforms::Compose) made no tensor of an image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransformError {
+    /// A step would make an image with more pixels than the cap.
+    #[error(
+        "a {height} x {width} image from {step} would pass the cap of {max_pixels} pixels (input {input_height} x {input_width})"
+    )]
+    TooLarge {
+        /// The step, as its `Debug` text.
+        step: String,
+        /// The input's height.
+        input_height: u32,
+        /// The input's width.
+        input_width: u32,
+        /// The output height the step would make.
+        height: u32,
+        /// The output width the step would make.
+        width: u32,
+        /// The cap ([`Compose::with_max_pixels`](crate::data::transforms::Compose::with_max_pixels)).
+        max_pixels: u64,
+    },
+    /// A step panicked (caught by the loader, which names the file).
+    #[error("a transform panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+}
+
 /// Everything that can go wrong when ferrovision meets the outside world.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -211,7 +241,7 @@ pub enum Error {
         /// The file.
         path: PathBuf,
         /// What went wrong.
-        source: crate::data::transforms::TransformError,
+        source: TransformError,
     },
     /// A weight file whose tensors would take more memory than the reading budget (e.g. a
     /// zero-stride view declaring billions of elements over one stored value).

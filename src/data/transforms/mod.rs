@@ -24,6 +24,7 @@ pub mod presets;
 mod resample;
 mod tensor;
 
+pub use crate::error::TransformError;
 pub use color::{ColorJitter, adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation};
 pub use geometry::{
     CenterCrop, RandomHorizontalFlip, RandomResizedCrop, RandomRotation, Resize, rotate,
@@ -37,36 +38,6 @@ use rand::rngs::StdRng;
 /// 2^26, e.g. 8192 x 8192, far above any classifier's input. A 1 x 16384 strip resized by its
 /// shorter edge to 256 would otherwise become 256 x 4,194,304 (3 GiB).
 pub const DEFAULT_MAX_PIXELS: u64 = 1 << 26;
-
-/// Why a [`Compose`] made no tensor of an image.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TransformError {
-    /// A step would make an image with more pixels than the cap.
-    #[error(
-        "a {height} x {width} image from {step} would pass the cap of {max_pixels} pixels (input {input_height} x {input_width})"
-    )]
-    TooLarge {
-        /// The step, as its `Debug` text.
-        step: String,
-        /// The input's height.
-        input_height: u32,
-        /// The input's width.
-        input_width: u32,
-        /// The output height the step would make.
-        height: u32,
-        /// The output width the step would make.
-        width: u32,
-        /// The cap ([`Compose::with_max_pixels`]).
-        max_pixels: u64,
-    },
-    /// A step panicked (caught by the loader, which names the file).
-    #[error("a transform panicked: {message}")]
-    Panicked {
-        /// The panic's message.
-        message: String,
-    },
-}
 
 /// One step on an 8-bit RGB image. Random steps draw only from `rng`.
 pub trait ImageTransform: Send + Sync + std::fmt::Debug {
