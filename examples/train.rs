@@ -22,7 +22,7 @@ use ferrovision::models::ResNetConfig;
 use ferrovision::optim::{
     AdamConfig, LrSchedule, Optimizer, SgdConfig, freeze, trainable_parameters,
 };
-use ferrovision::train::{Checkpoint, Trainer, TrainerConfig};
+use ferrovision::train::{Checkpoint, EvalTransform, ModelSpec, Trainer, TrainerConfig};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum OptimizerName {
@@ -210,6 +210,16 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     config.schedule = schedule;
     config.seed = args.seed;
     config.precision = args.precision;
+    config.model = Some(ModelSpec {
+        depth: common::depth(&args.arch)?,
+        num_classes: classes.len(),
+        image_size: size,
+        eval_transform: if eval_kind == "resize" {
+            EvalTransform::Resize
+        } else {
+            EvalTransform::CenterCrop
+        },
+    });
     config.extra = serde_json::json!({
         "arch": args.arch,
         "image_size": size,

@@ -89,6 +89,7 @@ fn checkpoint_bytes(dir: &Path) -> Vec<u8> {
             },
             classes: vec!["a".into(), "b".into(), "c".into()],
             config: serde_json::json!({"arch": "linear"}),
+            model: None,
             settings: None,
             history: vec![],
         },

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
+use burn::module::Module;
 use burn::tensor::Device;
 use ferrovision::Error;
 use ferrovision::data::transforms::{Compose, Normalize, Resize};
@@ -535,6 +536,7 @@ fn save_forever(dir: &Path) -> ! {
             },
             classes: vec!["a".into()],
             config: serde_json::json!({}),
+            model: None,
             settings: None,
             history: vec![],
         };
@@ -849,5 +851,64 @@ fn callbacks_see_every_batch_and_stop_early_and_the_loss_is_replaceable() {
         outcome.model.fc.weight.val().into_data(),
         start.fc.weight.val().into_data()
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A trainer told its model writes the spec typed into every checkpoint, and the checkpoint
+/// rebuilds that model with its eval transform: the same logits as the trained model.
+#[test]
+fn a_checkpoint_rebuilds_its_model_from_the_typed_spec() {
+    use ferrovision::train::{EvalTransform, ModelSpec};
+    let dir = temp_dir("spec");
+    let root = shapes(&dir, 2, 1);
+    let device = ferrovision::device::cpu();
+    let (train, _) = loaders(&root, 5, &device);
+    let run = dir.join("run");
+    let mut config = TrainerConfig::new(1, &run);
+    config.progress = ProgressStyle::Quiet;
+    config.model = Some(ModelSpec {
+        depth: ResNetDepth::R18,
+        num_classes: 5,
+        image_size: SIZE,
+        eval_transform: EvalTransform::Resize,
+    });
+    let outcome = Trainer::new(config)
+        .fit(
+            model(&device),
+            &mut SgdConfig::new(0.01).init(),
+            &train,
+            None,
+            None,
+        )
+        .unwrap();
+    let checkpoint = Checkpoint::load(run.join("last.safetensors")).unwrap();
+    let (rebuilt, transform) = checkpoint.resnet(&device).unwrap();
+    let image = image::open(&train.dataset().samples()[0].0)
+        .unwrap()
+        .to_rgb8();
+    let tensor = transform
+        .apply(image, &mut rand::SeedableRng::seed_from_u64(0))
+        .unwrap();
+    let input = burn::tensor::Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(tensor.data, [1, 3, SIZE as usize, SIZE as usize]),
+        &device,
+    );
+    let trained = outcome.model.valid().eval();
+    assert_eq!(
+        rebuilt.forward(input.clone()).into_data(),
+        trained.forward(input).into_data()
+    );
+
+    // Without a spec: a typed error naming the file.
+    let mut bare = checkpoint.clone();
+    bare.meta.model = None;
+    let path = dir.join("bare.safetensors");
+    bare.save(&path).unwrap();
+    let err = Checkpoint::load(&path)
+        .unwrap()
+        .resnet(&device)
+        .unwrap_err();
+    assert!(matches!(err, Error::BadCheckpoint { .. }), "{err:?}");
+    assert!(err.to_string().contains("bare.safetensors"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -72,6 +72,11 @@ pub fn load_trained(
 ) -> Result<(ResNet, Vec<String>, Compose), Box<dyn std::error::Error>> {
     let path = Checkpoint::resolve(checkpoint);
     let checkpoint = Checkpoint::load(&path)?;
+    if checkpoint.meta.model.is_some() {
+        let (model, transform) = checkpoint.resnet(device)?;
+        return Ok((model, checkpoint.meta.classes, transform));
+    }
+    // Checkpoints written before the typed model spec: the free-form configuration.
     let config = &checkpoint.meta.config;
     let arch = config["arch"].as_str().unwrap_or("resnet18");
     let size = config["image_size"].as_u64().unwrap_or(224) as u32;

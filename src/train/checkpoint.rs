@@ -4,8 +4,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use burn::tensor::Device;
+
 use super::trainer::EpochRecord;
-use crate::weights::StateDict;
+use crate::data::transforms::{Compose, Normalize, Resize, presets};
+use crate::models::{ResNet, ResNetConfig, ResNetDepth};
+use crate::weights::{LoadOptions, StateDict, load_state_dict};
 use crate::{Error, Result};
 
 const META_KEY: &str = "ferrovision.checkpoint";
@@ -29,6 +33,44 @@ pub struct RunPosition {
     pub best_accuracy: Option<f64>,
 }
 
+/// The eval transform a classifier was trained for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalTransform {
+    /// torchvision's eval preset: `Resize(size * 256 / 224)`, `CenterCrop(size)`, ImageNet
+    /// normalisation.
+    #[default]
+    CenterCrop,
+    /// Straight to `size x size`, ImageNet normalisation (images framed like the training ones).
+    Resize,
+}
+
+/// What a checkpoint's weights are: the model to build and the input it expects, typed, so
+/// `predict` and `evaluate` rebuild it without guessing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// The ResNet depth.
+    pub depth: ResNetDepth,
+    /// Classes of the head.
+    pub num_classes: usize,
+    /// Side of the square input the model was trained on, pixels.
+    pub image_size: u32,
+    /// The transform for evaluation and prediction.
+    pub eval_transform: EvalTransform,
+}
+
+impl ModelSpec {
+    /// The transform a new image goes through before the model.
+    pub fn eval_transform(&self) -> Compose {
+        match self.eval_transform {
+            EvalTransform::CenterCrop => presets::eval(self.image_size),
+            EvalTransform::Resize => Compose::new()
+                .then(Resize::exact(self.image_size, self.image_size))
+                .normalize(Normalize::imagenet()),
+        }
+    }
+}
+
 /// The settings a run must keep to be resumed: a resume with others would not continue the
 /// same run (another batch size or seed changes every batch; another optimizer cannot take
 /// this one's state).
@@ -50,8 +92,12 @@ pub struct CheckpointMeta {
     pub position: RunPosition,
     /// Class names, in index order.
     pub classes: Vec<String>,
-    /// The run's configuration.
+    /// The run's configuration, free-form (for people reading the file).
     pub config: serde_json::Value,
+    /// The model the weights are for (absent in checkpoints of older versions and of trainers
+    /// not told it: [`TrainerConfig::model`](super::TrainerConfig::model)).
+    #[serde(default)]
+    pub model: Option<ModelSpec>,
     /// The settings a resume must match (absent in checkpoints of older versions).
     #[serde(default)]
     pub settings: Option<RunSettings>,
@@ -76,6 +122,7 @@ pub struct CheckpointMeta {
 ///     position,
 ///     classes: vec!["a".into(), "b".into()],
 ///     config: serde_json::json!({}),
+///     model: None,
 ///     settings: None,
 ///     history: vec![],
 /// };
@@ -151,6 +198,35 @@ impl Checkpoint {
             epoch_metrics: dict.select_prefix(EPOCH_METRICS),
             meta,
         })
+    }
+
+    /// The trained ResNet of [`CheckpointMeta::model`], its weights loaded strictly, in eval
+    /// mode on `device`, with the transform its inputs need.
+    ///
+    /// # Errors
+    /// [`Error::BadCheckpoint`] when the checkpoint has no model spec or one that disagrees with
+    /// its classes; [`Error::IncompatibleWeights`] when the weights do not fit it.
+    pub fn resnet(&self, device: &Device) -> Result<(ResNet, Compose)> {
+        let path = self.model.source_or_memory();
+        let bad = |problem: String| Error::BadCheckpoint {
+            path: path.clone(),
+            problem,
+        };
+        let spec = self.meta.model.as_ref().ok_or_else(|| {
+            bad("no model spec (`model` in the metadata): written by an older version, or by a trainer without TrainerConfig::model".into())
+        })?;
+        if spec.num_classes != self.meta.classes.len() {
+            return Err(bad(format!(
+                "the model spec has {} classes, the class list {}",
+                spec.num_classes,
+                self.meta.classes.len()
+            )));
+        }
+        let model = ResNetConfig::new(spec.depth)
+            .with_num_classes(spec.num_classes)
+            .init(device);
+        let (model, _) = load_state_dict(model, &self.model, &LoadOptions::strict())?;
+        Ok((model.eval(), spec.eval_transform()))
     }
 
     /// The checkpoint file a user pointed at: a file as it is, or a run folder's

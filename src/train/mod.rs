@@ -11,7 +11,9 @@ mod report;
 mod trainer;
 
 pub use callback::{BatchEnd, Callback, Control};
-pub use checkpoint::{Checkpoint, CheckpointMeta, RunPosition, RunSettings};
+pub use checkpoint::{
+    Checkpoint, CheckpointMeta, EvalTransform, ModelSpec, RunPosition, RunSettings,
+};
 pub use metrics::{ClassMetrics, EpochMetrics, MetricsAccumulator};
 pub use progress::ProgressStyle;
 pub use report::{confusion_svg, curves_svg};

@@ -10,7 +10,7 @@ use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::callback::{BatchEnd, Callback, Control};
-use super::checkpoint::{Checkpoint, CheckpointMeta, RunPosition, RunSettings};
+use super::checkpoint::{Checkpoint, CheckpointMeta, ModelSpec, RunPosition, RunSettings};
 use super::lock::RunLock;
 use super::metrics::{EpochMetrics, MetricsAccumulator, nan_if_null};
 use super::progress::{Progress, ProgressStyle};
@@ -55,8 +55,11 @@ pub struct TrainerConfig {
     /// loss stay `f32`); validation runs in `f32`.
     #[serde(default)]
     pub precision: Precision,
-    /// Anything the program wants kept in `config.json` and the checkpoints (e.g. the model
-    /// architecture and image size, to rebuild the model for prediction).
+    /// The model being trained, stored typed in every checkpoint so it can be rebuilt for
+    /// prediction ([`Checkpoint::resnet`]).
+    #[serde(default)]
+    pub model: Option<ModelSpec>,
+    /// Anything else the program wants kept in `config.json` and the checkpoints.
     pub extra: serde_json::Value,
 }
 
@@ -72,6 +75,7 @@ impl TrainerConfig {
             log_every: 10,
             progress: ProgressStyle::Auto,
             precision: Precision::F32,
+            model: None,
             extra: serde_json::Value::Null,
         }
     }
@@ -623,6 +627,7 @@ impl Trainer {
                 position: run.position.clone(),
                 classes: train.dataset().classes().to_vec(),
                 config: self.config.extra.clone(),
+                model: self.config.model.clone(),
                 settings: Some(run_settings(optimizer, train)),
                 history: run.history.iter().map(EpochRecord::summary).collect(),
             },
