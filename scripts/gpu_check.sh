@@ -28,7 +28,7 @@ pack() {
   [[ $profile == release ]] && flags=(--release)
   rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/tests" "$dir/debs"
   cargo build "${flags[@]}" --features "$features" --example model_throughput
-  local out=target/$([[ $profile == dev ]] && echo debug || echo "$profile")
+  local out=${CARGO_TARGET_DIR:-target}/$([[ $profile == dev ]] && echo debug || echo "$profile")
   cp "$out/examples/model_throughput" "$dir/bin/"
   # The golden tests as test binaries; cargo names the executables in its JSON.
   local args=()
