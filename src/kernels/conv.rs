@@ -29,6 +29,10 @@ const MAX_CHUNK_FLOATS: usize = if cfg!(test) { 1 << 12 } else { 1 << 20 };
 const TABLE_MAX_WIDTH: usize = 8;
 /// Marks a padding pixel in a source table.
 const PADDING: u32 = u32::MAX;
+/// Output pixels an image from which a stride-1 convolution takes its input gradient as a
+/// convolution (ResNet's layer1 from 64 px inputs, layer1 and layer2 at 224). (Small in unit
+/// tests, so their shapes take both paths.)
+const TRANSPOSED_MIN_PIXELS: usize = if cfg!(test) { 16 } else { 256 };
 /// Multiply-adds from which a gemm is split across threads.
 const PARALLEL_FLOPS: usize = 1 << 21;
 
@@ -55,6 +59,34 @@ impl ConvGeometry {
             (padded >= span).then(|| (padded - span) / self.stride[d] + 1)
         };
         Some([side(0)?, side(1)?])
+    }
+
+    /// The convolution whose output is this one's input gradient, for stride 1 and dilation 1
+    /// with padding under the kernel size: the output gradient `[batch, c_out, h_out, w_out]`
+    /// convolved with [`flip_transpose`]d weights and padding `k - 1 - p` gives
+    /// `[batch, c_in, h, w]`. `None` for other convolutions (their gradient is scattered).
+    fn input_gradient_geometry(&self) -> Option<ConvGeometry> {
+        let unit = self.stride == [1, 1] && self.dilation == [1, 1];
+        let fits = (0..2).all(|d| self.padding[d] < self.kernel[d]);
+        // Small maps keep the scatter: there chunks of whole images give the wider gemms.
+        let large = self.out_size().is_some_and(|[h, w]| h * w >= TRANSPOSED_MIN_PIXELS);
+        if !(unit && fits && large && self.kernel != [1, 1]) {
+            return None;
+        }
+        let gt = ConvGeometry {
+            batch: self.batch,
+            in_channels: self.out_channels,
+            in_size: self.out_size()?,
+            out_channels: self.in_channels,
+            kernel: self.kernel,
+            stride: [1, 1],
+            padding: [
+                self.kernel[0] - 1 - self.padding[0],
+                self.kernel[1] - 1 - self.padding[1],
+            ],
+            dilation: [1, 1],
+        };
+        (gt.out_size()? == self.in_size).then_some(gt)
     }
 
     /// Values in one patch: a row of the weight matrix.
@@ -191,7 +223,14 @@ pub(crate) fn backward(
     let (k, p, c_out) = (g.patch_len(), g.out_pixels(), g.out_channels);
     let w_out = g.out_size().expect("checked by the caller")[1];
     let table = g.source_table();
-    let mut grad_x = want_input.then(|| vec![0.0; x.len()]);
+    // Stride 1: the input gradient is itself a convolution, of the output gradient with the
+    // flipped, transposed kernel (one deep gemm, no patch-gradient matrix to scatter back).
+    let transposed = want_input.then(|| g.input_gradient_geometry()).flatten();
+    let mut grad_x = match transposed {
+        Some(gt) => Some(forward(&gt, grad, &flip_transpose(g, weight))),
+        None => want_input.then(|| vec![0.0; x.len()]),
+    };
+    let scatter_input = transposed.is_none();
     let mut grad_w = want_weight.then(|| vec![0.0; weight.len()]);
     Scratch::with(|scratch| {
         let Scratch {
@@ -231,7 +270,7 @@ pub(crate) fn backward(
                 };
                 matmul(grad_w, k, dy, patches, [c_out, k, width], n > 0);
             }
-            if let Some(grad_x) = grad_x.as_mut() {
+            if let Some(grad_x) = grad_x.as_mut().filter(|_| scatter_input) {
                 grad_cols.resize(k * width, 0.0);
                 // dcols[K, width] = W[c_out, K]ᵀ · dY[c_out, width]
                 let w = Operand {
@@ -245,6 +284,25 @@ pub(crate) fn backward(
         }
     });
     (grad_x, grad_w)
+}
+
+/// `weight` (`[c_out, c_in, kh, kw]`) as the kernel of the input-gradient convolution:
+/// `[c_in, c_out, kh, kw]`, each tap mirrored (`w'[ci, co, i, j] = w[co, ci, kh-1-i, kw-1-j]`).
+fn flip_transpose(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
+    let (c_out, c_in) = (g.out_channels, g.in_channels);
+    let [kh, kw] = g.kernel;
+    let mut out = vec![0.0; weight.len()];
+    for co in 0..c_out {
+        for ci in 0..c_in {
+            for i in 0..kh {
+                for j in 0..kw {
+                    out[((ci * c_out + co) * kh + i) * kw + j] =
+                        weight[((co * c_in + ci) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)];
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Working matrices of one convolution call, kept per thread between calls: a few MiB each, and
