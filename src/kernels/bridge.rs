@@ -371,14 +371,14 @@ pub(super) fn adam<B: Host>(
         unwrap::<B, _>(&tensors.exp_avg_sq),
         max.unwrap_or(Some(Input::Plain(B::from_values(Vec::new(), &[0])))),
     ];
-    let Some(Inputs::Plain([param, grad, exp_avg, exp_avg_sq, max])) = Inputs::of(all) else {
+    let Some(Inputs::Plain([param, grad, mut exp_avg, mut exp_avg_sq, mut max])) = Inputs::of(all)
+    else {
         return Err(Box::new(tensors));
     };
     let has_max = tensors.max_exp_avg_sq.is_some();
-    // Dropping the tensors leaves the moment buffers unshared, so they are updated in place.
+    // Dropping the tensors leaves the moment buffers unshared, so `values_mut` updates them in
+    // place (it copies only a shared buffer or a view).
     drop(tensors);
-    // The moments become this call's own, whole buffers (copied only if shared or a view).
-    let (mut exp_avg, mut exp_avg_sq, mut max) = (exp_avg, exp_avg_sq, max);
     let n = B::values(&param).len();
     let updated = adam::update(
         step,

@@ -69,7 +69,9 @@ impl ConvGeometry {
         let unit = self.stride == [1, 1] && self.dilation == [1, 1];
         let fits = (0..2).all(|d| self.padding[d] < self.kernel[d]);
         // Small maps keep the scatter: there chunks of whole images give the wider gemms.
-        let large = self.out_size().is_some_and(|[h, w]| h * w >= TRANSPOSED_MIN_PIXELS);
+        let large = self
+            .out_size()
+            .is_some_and(|[h, w]| h * w >= TRANSPOSED_MIN_PIXELS);
         if !(unit && fits && large && self.kernel != [1, 1]) {
             return None;
         }
@@ -220,18 +222,22 @@ pub(crate) fn backward(
     want_input: bool,
     want_weight: bool,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
-    let (k, p, c_out) = (g.patch_len(), g.out_pixels(), g.out_channels);
-    let w_out = g.out_size().expect("checked by the caller")[1];
-    let table = g.source_table();
     // Stride 1: the input gradient is itself a convolution, of the output gradient with the
     // flipped, transposed kernel (one deep gemm, no patch-gradient matrix to scatter back).
     let transposed = want_input.then(|| g.input_gradient_geometry()).flatten();
+    let scatter_input = want_input && transposed.is_none();
     let mut grad_x = match transposed {
         Some(gt) => Some(forward(&gt, grad, &flip_transpose(g, weight))),
-        None => want_input.then(|| vec![0.0; x.len()]),
+        None => scatter_input.then(|| vec![0.0; x.len()]),
     };
-    let scatter_input = transposed.is_none();
     let mut grad_w = want_weight.then(|| vec![0.0; weight.len()]);
+    if !(want_weight || scatter_input) {
+        // Nothing left for the walk over the output gradient's chunks.
+        return (grad_x, grad_w);
+    }
+    let (k, p, c_out) = (g.patch_len(), g.out_pixels(), g.out_channels);
+    let w_out = g.out_size().expect("checked by the caller")[1];
+    let table = g.source_table();
     Scratch::with(|scratch| {
         let Scratch {
             cols,
@@ -773,6 +779,9 @@ mod tests {
             let (only_w_x, only_w) = backward(&g, &x, &w, &dy, false, true);
             assert!(only_w_x.is_none());
             assert_close(&only_w.unwrap(), &expected_w, "weight gradient alone");
+            let (only_x, only_x_w) = backward(&g, &x, &w, &dy, true, false);
+            assert!(only_x_w.is_none());
+            assert_close(&only_x.unwrap(), &expected_x, "input gradient alone");
         }
     }
 }
