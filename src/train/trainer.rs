@@ -288,7 +288,8 @@ impl Trainer {
             let (next, pass) = self.train_pass(run, optimizer, train)?;
             run = next;
             if pass == Pass::Interrupted {
-                self.save("last.safetensors", &run, optimizer, train)?;
+                self.checkpoint(&run, optimizer, train)
+                    .save(self.path("last.safetensors"))?;
                 return Ok(self.outcome(run, true));
             }
             let (next, control) = self.end_epoch(run, optimizer, train, val, started)?;
@@ -563,10 +564,12 @@ impl Trainer {
             run.history.push(record.clone());
         }
         self.write_curves(&run.history)?;
+        // One checkpoint (one read of the model and optimizer state), written as `best` first.
+        let checkpoint = self.checkpoint(&run, optimizer, train);
         if improved {
-            self.save("best.safetensors", &run, optimizer, train)?;
+            checkpoint.save(self.path("best.safetensors"))?;
         }
-        self.save("last.safetensors", &run, optimizer, train)?;
+        checkpoint.save(self.path("last.safetensors"))?;
         let control = self.notify(|callback| callback.on_epoch_end(&record));
         Ok((run, control))
     }
@@ -607,13 +610,13 @@ impl Trainer {
         }
     }
 
-    fn save<M: Classifier>(
+    /// The run as it stands: model, optimizer, the epoch's metric sums mid-epoch, metadata.
+    fn checkpoint<M: Classifier>(
         &self,
-        name: &str,
         run: &RunState<M>,
         optimizer: &Optimizer,
         train: &DataLoader,
-    ) -> Result<()> {
+    ) -> Checkpoint {
         let epoch_metrics = if run.position.batch > 0 {
             run.metrics.state_dict()
         } else {
@@ -632,7 +635,6 @@ impl Trainer {
                 history: run.history.iter().map(EpochRecord::summary).collect(),
             },
         }
-        .save(self.path(name))
     }
 
     /// Appends the epoch's line to `metrics.jsonl` (synced): the file grows by one record an
