@@ -1,17 +1,23 @@
 //! Files written whole or not at all.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it, then renames it over `path`.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+/// The name `path` is built under before it is renamed into place: a hidden sibling marked with
+/// this process's id (`.name.tmp-PID`), so two processes never share one.
+pub(crate) fn temporary_beside(path: &Path) -> PathBuf {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, then renames it over `path`.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temporary_beside(path);
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;

@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::seed::mix;
-use crate::atomic::write_atomically;
+use crate::atomic::{temporary_beside, write_atomically};
 use crate::{Error, Result};
 
 /// The classes of [`write_shapes`], in index order.
@@ -103,24 +103,24 @@ pub fn draw_shape(shape: &str, size: u32, rng: &mut StdRng) -> RgbImage {
 /// # Ok::<(), ferrovision::Error>(())
 /// ```
 ///
-/// Each file is written atomically (a temporary file renamed over it); into a folder that
-/// does not exist yet, the whole dataset is drawn in a temporary sibling folder renamed into
-/// place at the end, so an interrupted call leaves no half-written dataset behind.
+/// Into a folder that does not exist yet, the whole dataset is drawn in a temporary sibling
+/// folder renamed into place at the end, so an interrupted call leaves no half-written dataset
+/// behind; into an existing folder, each file is written atomically (a temporary file renamed
+/// over it).
 ///
 /// # Errors
 /// [`Error::Io`] / [`Error::Image`] when a folder or file cannot be written.
 pub fn write_shapes(root: impl AsRef<Path>, config: &ShapesConfig) -> Result<()> {
     let root = root.as_ref();
     if root.exists() {
-        return draw_all(root, config);
+        return draw_all(root, config, write_atomically);
     }
-    let name = root
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let staging = root.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let staging = temporary_beside(root);
     let _ = std::fs::remove_dir_all(&staging);
-    let result = draw_all(&staging, config)
+    // Inside the staging folder plain writes do: the rename publishes the dataset whole.
+    let write =
+        |path: &Path, bytes: &[u8]| std::fs::write(path, bytes).map_err(|e| Error::io(path, e));
+    let result = draw_all(&staging, config, write)
         .and_then(|()| std::fs::rename(&staging, root).map_err(|e| Error::io(root, e)));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
@@ -128,7 +128,12 @@ pub fn write_shapes(root: impl AsRef<Path>, config: &ShapesConfig) -> Result<()>
     result
 }
 
-fn draw_all(root: &Path, config: &ShapesConfig) -> Result<()> {
+/// Draws every image of `config` under `root`, each PNG written by `write`.
+fn draw_all(
+    root: &Path,
+    config: &ShapesConfig,
+    write: impl Fn(&Path, &[u8]) -> Result<()>,
+) -> Result<()> {
     for (split, count, salt) in [
         ("train", config.train_per_class, 1u64),
         ("val", config.val_per_class, 2),
@@ -147,7 +152,7 @@ fn draw_all(root: &Path, config: &ShapesConfig) -> Result<()> {
                         path: path.clone(),
                         source,
                     })?;
-                write_atomically(&path, &png)?;
+                write(&path, &png)?;
             }
         }
     }
