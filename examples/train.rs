@@ -141,16 +141,23 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let size = args.image_size.unwrap_or(if built_in { 32 } else { 224 });
-    let (train_tf, eval_kind) = if built_in {
+    let (train_tf, eval_transform) = if built_in {
         // The shapes are drawn at random places, sizes and angles already; cropping could cut
         // a shape's telling corner off, so only flips are added.
         let tf = Compose::new()
             .then(Resize::exact(size, size))
             .then(RandomHorizontalFlip::default())
             .normalize(Normalize::imagenet());
-        (tf, "resize")
+        (tf, EvalTransform::Resize)
     } else {
-        (presets::train(size), "center_crop")
+        (presets::train(size), EvalTransform::CenterCrop)
+    };
+    // What the checkpoints record of the model, and where the validation transform comes from.
+    let spec = ModelSpec {
+        depth: common::depth(&args.arch)?,
+        num_classes: classes.len(),
+        image_size: size,
+        eval_transform,
     };
     let loader_config = DataLoaderConfig::new(args.batch_size)
         .with_num_workers(args.workers)
@@ -168,14 +175,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     let val = DataLoader::new(
         val_set,
-        common::eval_transform(eval_kind, size),
+        spec.eval_transform(),
         loader_config.with_shuffle(false),
         &device,
     );
 
     // The model's random init comes from the device's generator: seed it, so a run repeats.
     train_device.seed(args.seed);
-    let mut model = ResNetConfig::new(common::depth(&args.arch)?)
+    let mut model = ResNetConfig::new(spec.depth)
         .with_num_classes(classes.len())
         .init(&train_device);
     if let Some(weights) = &args.weights {
@@ -210,20 +217,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     config.schedule = schedule;
     config.seed = args.seed;
     config.precision = args.precision;
-    config.model = Some(ModelSpec {
-        depth: common::depth(&args.arch)?,
-        num_classes: classes.len(),
-        image_size: size,
-        eval_transform: if eval_kind == "resize" {
-            EvalTransform::Resize
-        } else {
-            EvalTransform::CenterCrop
-        },
-    });
+    config.model = Some(spec);
     config.extra = serde_json::json!({
         "arch": args.arch,
         "image_size": size,
-        "eval_transform": eval_kind,
+        "eval_transform": eval_transform,
         "data": data_root,
         "batch_size": args.batch_size,
         "weights": args.weights,

@@ -6,11 +6,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use burn::tensor::Device;
-use ferrovision::data::transforms::presets;
-use ferrovision::data::transforms::{Compose, Normalize, Resize};
-use ferrovision::models::{ResNet, ResNetConfig, ResNetDepth};
-use ferrovision::train::Checkpoint;
-use ferrovision::weights::{LoadOptions, load_state_dict};
+use ferrovision::data::transforms::Compose;
+use ferrovision::models::{ResNet, ResNetDepth};
+use ferrovision::train::{Checkpoint, EvalTransform, ModelSpec};
 
 /// The `--device` flag of the example CLIs.
 #[derive(clap::Args, Debug)]
@@ -54,42 +52,29 @@ pub fn depth(arch: &str) -> Result<ResNetDepth, String> {
     })
 }
 
-/// The evaluation transform a run was trained with: `resize` (straight to size x size) or
-/// torchvision's `Resize(size * 256/224) + CenterCrop(size)`.
-pub fn eval_transform(kind: &str, size: u32) -> Compose {
-    match kind {
-        "resize" => Compose::new()
-            .then(Resize::exact(size, size))
-            .normalize(Normalize::imagenet()),
-        _ => presets::eval(size),
-    }
-}
-
 /// A trained model from a checkpoint file or run folder, with its classes and eval transform.
 pub fn load_trained(
     checkpoint: &Path,
     device: &Device,
 ) -> Result<(ResNet, Vec<String>, Compose), Box<dyn std::error::Error>> {
     let path = Checkpoint::resolve(checkpoint);
-    let checkpoint = Checkpoint::load(&path)?;
-    if checkpoint.meta.model.is_some() {
-        let (model, transform) = checkpoint.resnet(device)?;
-        return Ok((model, checkpoint.meta.classes, transform));
+    let mut checkpoint = Checkpoint::load(&path)?;
+    if checkpoint.meta.model.is_none() {
+        // Checkpoints written before the typed model spec: read it from the free-form config.
+        let config = &checkpoint.meta.config;
+        let eval_transform = match config["eval_transform"].as_str() {
+            Some("resize") => EvalTransform::Resize,
+            _ => EvalTransform::CenterCrop,
+        };
+        checkpoint.meta.model = Some(ModelSpec {
+            depth: depth(config["arch"].as_str().unwrap_or("resnet18"))?,
+            num_classes: checkpoint.meta.classes.len(),
+            image_size: config["image_size"].as_u64().unwrap_or(224) as u32,
+            eval_transform,
+        });
     }
-    // Checkpoints written before the typed model spec: the free-form configuration.
-    let config = &checkpoint.meta.config;
-    let arch = config["arch"].as_str().unwrap_or("resnet18");
-    let size = config["image_size"].as_u64().unwrap_or(224) as u32;
-    let transform = eval_transform(
-        config["eval_transform"].as_str().unwrap_or("center_crop"),
-        size,
-    );
-    let classes = checkpoint.meta.classes.clone();
-    let model = ResNetConfig::new(depth(arch)?)
-        .with_num_classes(classes.len())
-        .init(device);
-    let (model, _) = load_state_dict(model, &checkpoint.model, &LoadOptions::strict())?;
-    Ok((model.eval(), classes, transform))
+    let (model, transform) = checkpoint.resnet(device)?;
+    Ok((model, checkpoint.meta.classes, transform))
 }
 
 /// `--batch-size`: 1 to 65,536 images.
