@@ -10,6 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
 use common::fixture;
 use ferrovision::data::transforms::presets;
 use ferrovision::data::{DecodeLimits, decode_rgb};
@@ -168,19 +169,11 @@ fn read(reader: Reader, path: &Path) -> Result<(), String> {
                 .map(|_| ())
                 .map_err(|e| format!("`{}`: {e}", path.display()))
         }
-        Reader::Weights => {
-            let dict = StateDict::from_file(path).map_err(|e| e.to_string())?;
-            load_state_dict(model(), &dict, &LoadOptions::strict())
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-        Reader::BlockWeights => {
-            let dict = StateDict::from_file(path).map_err(|e| e.to_string())?;
-            let block = BasicBlock::new(64, 64, 1, &ferrovision::device::ndarray());
-            load_state_dict(block, &dict, &LoadOptions::strict())
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
+        Reader::Weights => load_strictly(model(), path),
+        Reader::BlockWeights => load_strictly(
+            BasicBlock::new(64, 64, 1, &ferrovision::device::ndarray()),
+            path,
+        ),
         Reader::Checkpoint => {
             let checkpoint = Checkpoint::load(path).map_err(|e| e.to_string())?;
             let (linear, _) = load_state_dict(model(), &checkpoint.model, &LoadOptions::strict())
@@ -191,6 +184,14 @@ fn read(reader: Reader, path: &Path) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// Reads every tensor of the weight file at `path`, then loads it strictly into `module`.
+fn load_strictly<M: Module>(module: M, path: &Path) -> Result<(), String> {
+    let dict = StateDict::from_file(path).map_err(|e| e.to_string())?;
+    load_state_dict(module, &dict, &LoadOptions::strict())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Peak resident memory of this process, in bytes.
@@ -209,47 +210,22 @@ fn mutated_files_of_every_format_give_values_or_typed_errors() {
     let dir = std::env::temp_dir().join(format!("ferrovision-hostile-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut linear_file = dir.join("seed-weights.safetensors");
+    let linear_file = dir.join("seed-weights.safetensors");
     state_dict(&model()).save_safetensors(&linear_file).unwrap();
     let safetensors = std::fs::read(&linear_file).unwrap();
-    linear_file.set_extension("unused");
-    let seeds: Vec<(&str, &str, Vec<u8>, Reader)> = vec![
-        (
-            "jpeg",
-            "jpg",
-            encoded(image::ImageFormat::Jpeg),
-            Reader::Image,
-        ),
-        (
-            "png",
-            "png",
-            encoded(image::ImageFormat::Png),
-            Reader::Image,
-        ),
-        (
-            "webp",
-            "webp",
-            encoded(image::ImageFormat::WebP),
-            Reader::Image,
-        ),
-        (
-            "bmp",
-            "bmp",
-            encoded(image::ImageFormat::Bmp),
-            Reader::Image,
-        ),
-        (
-            "tiff",
-            "tiff",
-            encoded(image::ImageFormat::Tiff),
-            Reader::Image,
-        ),
-        (
-            "pnm",
-            "ppm",
-            encoded(image::ImageFormat::Pnm),
-            Reader::Image,
-        ),
+    let images = [
+        ("jpeg", "jpg", image::ImageFormat::Jpeg),
+        ("png", "png", image::ImageFormat::Png),
+        ("webp", "webp", image::ImageFormat::WebP),
+        ("bmp", "bmp", image::ImageFormat::Bmp),
+        ("tiff", "tiff", image::ImageFormat::Tiff),
+        ("pnm", "ppm", image::ImageFormat::Pnm),
+    ];
+    let mut seeds: Vec<(&str, &str, Vec<u8>, Reader)> = images
+        .into_iter()
+        .map(|(name, extension, format)| (name, extension, encoded(format), Reader::Image))
+        .collect();
+    seeds.extend([
         (
             "pth",
             "pth",
@@ -263,7 +239,7 @@ fn mutated_files_of_every_format_give_values_or_typed_errors() {
             checkpoint_bytes(&dir),
             Reader::Checkpoint,
         ),
-    ];
+    ]);
     let mut failures = Vec::new();
     for (name, extension, seed, reader) in &seeds {
         // Each seed reads as it is first.
