@@ -2,13 +2,13 @@
 //!
 //! ```text
 //! cargo run --release --example classify                       # random init, CPU
+//! cargo run --release --example classify -- --weights imagenet        # torchvision's, fetched once
 //! cargo run --release --example classify -- --weights resnet18-f37072fd.pth
 //! cargo run --release --features wgpu --example classify -- --device wgpu
 //! ```
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -44,9 +44,10 @@ fn generated_image() -> Vec<f32> {
 /// Classifies a generated image with ResNet-18 and prints the top-5 ImageNet classes.
 #[derive(Parser, Debug)]
 struct Args {
-    /// torchvision ResNet-18 weights (`.pth` / `.safetensors`); random init without.
+    /// ResNet-18 weights: `imagenet` (torchvision's, fetched into the torch hub cache) or a
+    /// `.pth` / `.safetensors` file; random init without.
     #[arg(long)]
-    weights: Option<PathBuf>,
+    weights: Option<String>,
     #[command(flatten)]
     device: common::DeviceArg,
 }
@@ -57,14 +58,18 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("device: {}", ferrovision::device::describe(&device));
 
     let mut model = ResNetConfig::new(ResNetDepth::R18).init(&device);
-    match &args.weights {
-        Some(path) => {
-            let (loaded, report) = model.load_weights(path)?;
-            println!("weights: {}: {report}", path.display());
-            model = loaded;
+    let weights = match &args.weights {
+        Some(value) => {
+            let weights = common::Weights::parse(value, ResNetDepth::R18)?;
+            model = weights.load(model)?;
+            Some(weights)
         }
-        None => println!("weights: none (random torchvision init); pass --weights FILE.pth"),
-    }
+        None => {
+            println!("weights: none (random torchvision init); pass --weights imagenet");
+            None
+        }
+    };
+    let categories = weights.as_ref().and_then(common::Weights::categories);
     let model = model.eval();
 
     let mut pixels = generated_image();
@@ -86,7 +91,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
     println!("top-5 ImageNet classes:");
     for (class, p) in ranked.iter().take(5) {
-        println!("  class {class:4}  p = {p:.4}");
+        match categories {
+            Some(names) => println!("  class {class:4}  p = {p:.4}  {}", names[*class]),
+            None => println!("  class {class:4}  p = {p:.4}"),
+        }
     }
     Ok(())
 }

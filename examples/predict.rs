@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example predict -- --checkpoint runs/train photo1.jpg photo2.png
 //! cargo run --release --example predict -- --checkpoint runs/train/best.safetensors --json x.jpg
+//! cargo run --release --example predict -- --weights imagenet photo.jpg   # ImageNet categories
 //! ```
 
 mod common;
@@ -11,6 +12,8 @@ use std::path::PathBuf;
 
 use burn::tensor::{Tensor, TensorData, activation::softmax};
 use clap::Parser;
+use ferrovision::data::transforms::Compose;
+use ferrovision::models::{PretrainedWeights, ResNet, ResNetConfig, ResNetDepth};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -19,8 +22,16 @@ use rand::rngs::StdRng;
 #[command(version)]
 struct Args {
     /// A checkpoint file, or a run folder (its best.safetensors).
+    #[arg(long, required_unless_present = "weights", conflicts_with = "weights")]
+    checkpoint: Option<PathBuf>,
+    /// Instead of a checkpoint, torchvision's pretrained weights by name: `imagenet` (the best
+    /// set for `--arch`), `imagenet1k-v1`, `resnet50-imagenet1k-v2`, ... (fetched into the torch
+    /// hub cache); classes are the ImageNet categories.
     #[arg(long)]
-    checkpoint: PathBuf,
+    weights: Option<String>,
+    /// Architecture for `--weights`: resnet18, resnet34, resnet50, resnet101, resnet152.
+    #[arg(long, default_value = "resnet18")]
+    arch: ResNetDepth,
     /// Images to classify.
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -34,6 +45,22 @@ struct Args {
     device: common::DeviceArg,
 }
 
+/// torchvision's pretrained weights by name, their category names and eval transform.
+fn pretrained(
+    name: &str,
+    arch: ResNetDepth,
+    device: &burn::tensor::Device,
+) -> Result<(ResNet, Vec<String>, Compose), Box<dyn std::error::Error>> {
+    let named = PretrainedWeights::parse(name, arch)?;
+    let model = ResNetConfig::new(named.depth)
+        .init(device)
+        .load_weights(named.fetch()?)?
+        .0
+        .eval();
+    let classes = named.categories().iter().map(|c| c.to_string()).collect();
+    Ok((model, classes, named.eval_transform()))
+}
+
 fn main() -> std::process::ExitCode {
     common::main_with(run)
 }
@@ -41,7 +68,11 @@ fn main() -> std::process::ExitCode {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let device = args.device.open()?;
-    let (model, classes, transform) = common::load_trained(&args.checkpoint, &device)?;
+    let (model, classes, transform) = match (&args.checkpoint, &args.weights) {
+        (Some(checkpoint), _) => common::load_trained(checkpoint, &device)?,
+        (None, Some(name)) => pretrained(name, args.arch, &device)?,
+        (None, None) => return Err("pass --checkpoint or --weights".into()),
+    };
     let k = args.top_k.clamp(1, classes.len());
     for path in &args.images {
         let image = ferrovision::data::decode_rgb(path, Default::default())?;

@@ -18,7 +18,7 @@ use ferrovision::data::transforms::{Compose, Normalize, RandomHorizontalFlip, Re
 use ferrovision::data::{
     DataLoader, DataLoaderConfig, OnError, ShapesConfig, train_val, write_shapes,
 };
-use ferrovision::models::ResNetConfig;
+use ferrovision::models::{ResNetConfig, ResNetDepth};
 use ferrovision::optim::{
     AdamConfig, LrSchedule, Optimizer, SgdConfig, freeze, trainable_parameters,
 };
@@ -58,15 +58,17 @@ struct Args {
     /// optimizer state and the loss stay f32).
     #[arg(long, default_value = "f32")]
     precision: ferrovision::Precision,
-    /// Pretrained weights (.pth / .safetensors); the classification head is replaced.
+    /// Pretrained weights: `imagenet` (torchvision's, fetched into the torch hub cache), a
+    /// name such as `resnet50-imagenet1k-v2`, or a .pth / .safetensors file. The
+    /// classification head is replaced.
     #[arg(long)]
-    weights: Option<PathBuf>,
+    weights: Option<String>,
     /// Train only the head (fc); the backbone is frozen.
     #[arg(long)]
     freeze_backbone: bool,
     /// Architecture: resnet18, resnet34, resnet50, resnet101, resnet152.
     #[arg(long, default_value = "resnet18")]
-    arch: String,
+    arch: ResNetDepth,
     #[arg(long, default_value_t = 10)]
     epochs: usize,
     #[arg(long, default_value_t = 64, value_parser = common::batch_size)]
@@ -154,7 +156,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     // What the checkpoints record of the model, and where the validation transform comes from.
     let spec = ModelSpec {
-        depth: common::depth(&args.arch)?,
+        depth: args.arch,
         num_classes: classes.len(),
         image_size: size,
         eval_transform,
@@ -186,9 +188,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .with_num_classes(classes.len())
         .init(&train_device);
     if let Some(weights) = &args.weights {
-        let (loaded, report) = model.load_weights(weights)?;
-        println!("weights: {}: {report}", weights.display());
-        model = loaded;
+        model = common::Weights::parse(weights, spec.depth)?.load(model)?;
     }
     if args.freeze_backbone {
         model = freeze(model, |key| !key.starts_with("fc."));
@@ -219,7 +219,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     config.precision = args.precision;
     config.model = Some(spec);
     config.extra = serde_json::json!({
-        "arch": args.arch,
+        "arch": args.arch.to_string(),
         "image_size": size,
         "eval_transform": eval_transform,
         "data": data_root,

@@ -10,6 +10,7 @@
 //!
 //! ```text
 //! cargo run --release --example train_loop                          # the built-in shapes, 5 epochs
+//! cargo run --release --example train_loop -- --data DIR --weights imagenet   # torchvision's
 //! cargo run --release --example train_loop -- --data DIR --weights resnet18-f37072fd.pth
 //! ```
 //!
@@ -38,9 +39,10 @@ struct Args {
     /// `runs/train_loop/shapes`).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// torchvision ResNet-18 weights (`.pth` / `.safetensors`); the head is replaced.
+    /// ResNet-18 weights: `imagenet` (torchvision's, fetched into the torch hub cache) or a
+    /// `.pth` / `.safetensors` file; the head is replaced.
     #[arg(long)]
-    weights: Option<PathBuf>,
+    weights: Option<String>,
     /// Epochs.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     epochs: u64,
@@ -91,9 +93,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .with_num_classes(classes.len())
         .init(&device.clone().autodiff());
     if let Some(weights) = &args.weights {
-        let (loaded, report) = model.load_weights(weights)?;
-        println!("weights: {report}");
-        model = loaded;
+        model = common::Weights::parse(weights, ResNetDepth::R18)?.load(model)?;
     }
     let criterion = CrossEntropyLossConfig::new().init();
     let mut optimizer = AdamConfig::new().with_lr(1e-3).init();

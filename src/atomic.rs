@@ -15,6 +15,18 @@ pub(crate) fn temporary_beside(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()))
 }
 
+/// Opens `path` for reading and writing, creating it empty when missing and keeping what it
+/// holds otherwise: a file to lock, or to append to.
+pub(crate) fn open_kept(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
 /// Writes `bytes` to a temporary file beside `path`, syncs it, then renames it over `path`.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temporary_beside(path);

@@ -114,22 +114,40 @@ pub fn by_name(name: &str) -> Result<Device> {
     }
 }
 
-/// A short human name for a device, for logs: `ndarray (CPU)`, `cuda`, `vulkan`, `wgpu`.
+/// A short human name for a device, for logs: `flex (CPU)`, `ndarray (CPU)`, and for a GPU the
+/// runtime with the adapter's own name, `vulkan (NVIDIA H200)`, `wgpu (llvmpipe (LLVM 15.0.7, 256
+/// bits))`. An autodiff device is named as the device it wraps. Naming a GPU opens it.
+///
+/// ```
+/// use ferrovision::device::{describe, ndarray};
+/// assert_eq!(describe(&ndarray().autodiff()), "ndarray (CPU)");
+/// ```
 pub fn describe(device: &Device) -> String {
-    let debug = format!("{device:?}");
-    if debug.contains("Flex") {
-        "flex (CPU)".to_string()
-    } else if debug.contains("NdArray") {
-        "ndarray (CPU)".to_string()
-    } else if debug.contains("Cuda") {
-        "cuda".to_string()
-    } else if debug.contains("Cpu") && debug.contains("Wgpu") {
-        "wgpu (CPU adapter)".to_string()
-    } else if debug.contains("Wgpu") && debug.contains("Vulkan") {
-        "vulkan".to_string()
-    } else if debug.contains("Wgpu") || debug.contains("Cube") {
-        "wgpu".to_string()
-    } else {
-        debug
+    let plain = device.clone().without_autodiff();
+    let named: &[(&str, fn() -> Device)] = &[
+        #[cfg(feature = "flex")]
+        ("flex", flex),
+        #[cfg(feature = "ndarray")]
+        ("ndarray", ndarray),
+        #[cfg(feature = "cuda")]
+        ("cuda", cuda),
+        #[cfg(feature = "vulkan")]
+        ("vulkan", vulkan),
+        #[cfg(feature = "wgpu")]
+        ("wgpu", wgpu),
+        #[cfg(feature = "wgpu")]
+        ("wgpu-cpu", wgpu_cpu),
+    ];
+    let runtime = named
+        .iter()
+        .find(|(_, make)| make() == plain)
+        .map(|(name, _)| *name);
+    if let Some(name @ ("flex" | "ndarray")) = runtime {
+        return format!("{name} (CPU)");
     }
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if let Some(identity) = plain.identity() {
+        return format!("{} ({})", runtime.unwrap_or("GPU"), identity.name);
+    }
+    runtime.unwrap_or("a device of another backend").to_string()
 }

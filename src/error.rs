@@ -26,6 +26,38 @@ impl std::fmt::Display for ShapeMismatch {
     }
 }
 
+/// Why a download of a weight file stopped (see [`Error::Download`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DownloadFailure {
+    /// The server answered with an HTTP status other than 200 or 206.
+    #[error("the server answered HTTP {status}")]
+    Status {
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// No connection, or it broke: DNS, refused, TLS, reset, timed out.
+    #[error("{0}")]
+    Transport(Box<dyn std::error::Error + Send + Sync>),
+    /// The connection ended before the announced length arrived. What arrived is kept beside
+    /// the cache file (`NAME.partial`): the next fetch resumes from there.
+    #[error(
+        "the transfer ended after {received} of {expected} bytes (kept: fetch again to resume)"
+    )]
+    Truncated {
+        /// Bytes of the file received so far, earlier attempts included.
+        received: u64,
+        /// The file's length as the server announced it.
+        expected: u64,
+    },
+    /// The URL ends without a file name to keep the file under.
+    #[error("the URL names no file (it should end with one, e.g. `.../resnet18-f37072fd.pth`)")]
+    NoFileName,
+    /// ferrovision was built without its `download` feature.
+    #[error("ferrovision was built without its `download` feature")]
+    NotBuilt,
+}
+
 /// Why a [`Compose`](crate::data::transforms::Compose) made no tensor of an image.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -283,6 +315,49 @@ pub enum Error {
         run_dir: PathBuf,
         /// What the lock file says of its holder (process id), when readable.
         holder: Option<String>,
+    },
+    /// A weight file could not be downloaded into the cache.
+    #[error(
+        "cannot download `{url}`: {reason}; without network access, fetch the file elsewhere and put it at `{path}`"
+    )]
+    Download {
+        /// The address.
+        url: String,
+        /// Where the file goes in the cache.
+        path: PathBuf,
+        /// What went wrong.
+        reason: DownloadFailure,
+    },
+    /// A downloaded file whose SHA-256 does not start with the digits its name carries
+    /// (torch hub's convention, `resnet18-f37072fd.pth`). Nothing is kept in the cache.
+    #[error(
+        "`{url}` has SHA-256 {found}, but its name promises one starting `{expected}`: a corrupt download or another file; nothing was kept in the cache"
+    )]
+    HashMismatch {
+        /// The address.
+        url: String,
+        /// The hex digits from the file name.
+        expected: String,
+        /// The SHA-256 of what arrived, in hex.
+        found: String,
+    },
+    /// An architecture name that names no model ferrovision builds.
+    #[error(
+        "unknown architecture `{name}`; expected resnet18, resnet34, resnet50, resnet101 or resnet152"
+    )]
+    UnknownArchitecture {
+        /// The name given.
+        name: String,
+    },
+    /// A pretrained-weights name that names no weights of this model.
+    #[error("no pretrained weights `{name}` for {model}; known: {known}")]
+    UnknownWeights {
+        /// The name asked for.
+        name: String,
+        /// The model it was asked for.
+        model: String,
+        /// The names that exist, comma separated.
+        known: String,
     },
     /// A training configuration that cannot run, e.g. a dataset with fewer classes than the
     /// model or an empty loader.

@@ -21,7 +21,9 @@
 //! assert!(model.fc.weight.val().grad(&grads).is_some());
 //! ```
 //!
-//! Weights: [`models::ResNet::load_weights`] reads torchvision `.pth` and `.safetensors` files;
+//! Weights: [`models::ResNetConfig::init_pretrained`] builds a model with torchvision's
+//! ImageNet weights by name (fetched into torch hub's cache, [`weights::hub`]);
+//! [`models::ResNet::load_weights`] reads torchvision `.pth` and `.safetensors` files;
 //! [`weights`] holds the state-dict machinery behind it. Training: [`train::Trainer`], or your
 //! own loop (`examples/train_loop.rs`).
 //!
@@ -36,6 +38,7 @@
 //! | --- | --- | --- |
 //! | `flex` | yes | Burn's flex CPU device, [`device::flex`] (`device::cpu()`), with our CPU kernels |
 //! | `ndarray` | yes | Burn's ndarray CPU device, [`device::ndarray`], with the same kernels |
+//! | `download` | yes | pretrained weights fetched by name over HTTPS ([`weights::hub`], [`models::PretrainedWeights`]) |
 //! | `wgpu` | no | GPUs through wgpu (Vulkan, Metal, DX12): `device::wgpu()`, untuned |
 //! | `gpu-tuned` | no | Burn's kernel autotune and fusion, for real GPUs |
 //! | `vulkan` | no | wgpu pinned to Vulkan with Burn's SPIR-V compiler: `device::vulkan()` (tuned) |

@@ -18,13 +18,6 @@ use image::RgbImage;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrovision-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn copy(from: &str, to: &Path) {
     std::fs::create_dir_all(to.parent().unwrap()).unwrap();
     std::fs::copy(fixture(&format!("images/{from}")), to).unwrap();
@@ -181,7 +174,7 @@ fn random_resized_crop_stays_inside_and_has_the_requested_size() {
 }
 
 fn class_folder(name: &str) -> PathBuf {
-    let root = temp_dir(name);
+    let root = common::temp_dir(name);
     copy("picture_97x61.png", &root.join("zebra/a.png"));
     copy("gray_40x50.png", &root.join("zebra/deep/er/b.PNG"));
     copy("rgba_33x80.png", &root.join("ant/c.png"));
@@ -268,7 +261,7 @@ fn image_folder_follows_torchvision_semantics() {
                 .all(|(p, _)| !p.ends_with("dangling.png"))
         );
     }
-    let empty = temp_dir("no-classes");
+    let empty = common::temp_dir("no-classes");
     assert!(matches!(
         ImageFolder::new(&empty),
         Err(Error::NoClasses { .. })
@@ -282,7 +275,7 @@ fn image_folder_follows_torchvision_semantics() {
 
 #[test]
 fn stratified_split_is_seeded_and_keeps_every_class() {
-    let root = temp_dir("split");
+    let root = common::temp_dir("split");
     for class in ["a", "b"] {
         for i in 0..10 {
             copy("gray_40x50.png", &root.join(format!("{class}/{i}.png")));
@@ -299,7 +292,7 @@ fn stratified_split_is_seeded_and_keeps_every_class() {
 
 #[test]
 fn batches_are_bit_identical_whatever_the_number_of_workers() {
-    let root = temp_dir("workers");
+    let root = common::temp_dir("workers");
     for i in 0..11 {
         let file = [
             "picture_97x61.png",
@@ -391,7 +384,7 @@ fn bomb_png() -> Vec<u8> {
 
 #[test]
 fn bad_files_give_typed_errors_or_are_skipped_and_listed() {
-    let root = temp_dir("bad");
+    let root = common::temp_dir("bad");
     copy("picture_97x61.png", &root.join("good/ok.png"));
     let png = std::fs::read(fixture("images/picture_97x61.png")).unwrap();
     let bad: Vec<(&str, Vec<u8>)> = vec![
@@ -509,7 +502,7 @@ fn a_cut_jpeg_with_an_exif_thumbnail_is_refused() {
     camera.extend(((exif.len() + 2) as u16).to_be_bytes());
     camera.extend(&exif);
     camera.extend(&main[2..]);
-    let root = temp_dir("exif");
+    let root = common::temp_dir("exif");
     let whole = root.join("whole.jpg");
     std::fs::write(&whole, &camera).unwrap();
     let decoded = decode_rgb(&whole, DecodeLimits::default()).unwrap();
@@ -526,7 +519,7 @@ fn a_cut_jpeg_with_an_exif_thumbnail_is_refused() {
 /// read (a FIFO would block a worker forever, `/dev/zero` never ends).
 #[test]
 fn fifos_devices_and_huge_files_are_not_read() {
-    let root = temp_dir("special");
+    let root = common::temp_dir("special");
     copy("picture_97x61.png", &root.join("a/ok.png"));
     let fifo = root.join("a/pipe.png");
     let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
@@ -560,7 +553,7 @@ fn fifos_devices_and_huge_files_are_not_read() {
 #[test]
 fn a_class_folder_with_a_non_utf8_name_is_read() {
     use std::os::unix::ffi::OsStrExt;
-    let root = temp_dir("non-utf8");
+    let root = common::temp_dir("non-utf8");
     let odd = std::ffi::OsStr::from_bytes(b"caf\xe9");
     copy("picture_97x61.png", &root.join(odd).join("x.png"));
     copy("gray_40x50.png", &root.join("plain/y.png"));
@@ -582,7 +575,7 @@ fn a_resize_past_the_pixel_cap_is_a_typed_error() {
         other => panic!("{other:?}"),
     }
     // Through the loader, the error names the file; under Skip the file is left out.
-    let root = temp_dir("strip");
+    let root = common::temp_dir("strip");
     std::fs::create_dir_all(root.join("a")).unwrap();
     RgbImage::new(16_384, 1)
         .save(root.join("a/strip.png"))
@@ -626,7 +619,7 @@ impl ImageTransform for PanicsOnWidth {
 /// epoch neither hangs nor loses the panic's message.
 #[test]
 fn a_panicking_transform_is_an_error_naming_the_file() {
-    let root = temp_dir("panic");
+    let root = common::temp_dir("panic");
     copy("picture_97x61.png", &root.join("a/one.png"));
     copy("gray_40x50.png", &root.join("a/two.png"));
     copy("picture_97x61.png", &root.join("b/three.png"));
@@ -671,7 +664,7 @@ impl ImageTransform for SlowOnWidth {
 /// window: memory stays bounded whatever one file costs.
 #[test]
 fn workers_wait_for_a_slow_batch_within_the_prefetch_window() {
-    let root = temp_dir("window");
+    let root = common::temp_dir("window");
     copy("gray_40x50.png", &root.join("a/000.png"));
     for i in 1..40 {
         copy("picture_97x61.png", &root.join(format!("a/{i:03}.png")));
@@ -703,7 +696,7 @@ fn workers_wait_for_a_slow_batch_within_the_prefetch_window() {
 /// `Epoch::position`: where a resumed run starts does not shift.
 #[test]
 fn the_epoch_position_counts_batches_left_out_under_skip() {
-    let root = temp_dir("position");
+    let root = common::temp_dir("position");
     copy("picture_97x61.png", &root.join("a/0.png"));
     std::fs::write(root.join("a/1.png"), b"not a png").unwrap();
     copy("picture_97x61.png", &root.join("a/2.png"));

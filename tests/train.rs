@@ -1,5 +1,7 @@
 //! The training loop: overfitting, the run folder, resume, NaN stops, and metrics.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -17,13 +19,6 @@ use ferrovision::train::{
 use ferrovision::weights::state_dict;
 
 const SIZE: u32 = 32;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrovision-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A tiny shapes folder: 5 classes, `train` / `val` images per class.
 fn shapes(dir: &Path, train: usize, val: usize) -> PathBuf {
@@ -87,7 +82,7 @@ fn records(dir: &Path) -> Vec<EpochRecord> {
 
 #[test]
 fn overfitting_one_batch_drives_the_loss_below_0_05() {
-    let dir = temp_dir("overfit");
+    let dir = common::temp_dir("overfit");
     let root = shapes(&dir, 2, 1);
     let device = ferrovision::device::cpu();
     let (train, _) = loaders(&root, 10, &device);
@@ -116,7 +111,7 @@ fn overfitting_one_batch_drives_the_loss_below_0_05() {
 
 #[test]
 fn a_short_run_writes_a_well_formed_run_folder() {
-    let dir = temp_dir("run");
+    let dir = common::temp_dir("run");
     let root = shapes(&dir, 6, 2);
     let device = ferrovision::device::cpu();
     let (train, val) = loaders(&root, 8, &device);
@@ -187,7 +182,7 @@ fn a_short_run_writes_a_well_formed_run_folder() {
 
 #[test]
 fn resume_gives_the_same_run_as_no_interruption() {
-    let dir = temp_dir("resume");
+    let dir = common::temp_dir("resume");
     let root = shapes(&dir, 4, 2);
     let device = ferrovision::device::cpu();
     let (train, val) = loaders(&root, 8, &device);
@@ -267,7 +262,7 @@ fn resume_gives_the_same_run_as_no_interruption() {
 /// and the resume goes on from the next one, ending where an uninterrupted run does.
 #[test]
 fn a_stop_at_the_last_batch_resumes_to_the_same_run() {
-    let dir = temp_dir("resume-last");
+    let dir = common::temp_dir("resume-last");
     let root = shapes(&dir, 4, 2);
     let device = ferrovision::device::cpu();
     // 20 training images in one batch: every batch is an epoch's last.
@@ -321,7 +316,7 @@ fn one_epoch_run(dir: &Path, device: &Device) -> (PathBuf, PathBuf, DataLoader) 
 /// run: refused before any step, naming what differs.
 #[test]
 fn a_resume_with_other_settings_is_refused() {
-    let dir = temp_dir("resume-check");
+    let dir = common::temp_dir("resume-check");
     let device = ferrovision::device::cpu();
     let (root, run, train) = one_epoch_run(&dir, &device);
     let resume =
@@ -376,7 +371,7 @@ fn a_resume_with_other_settings_is_refused() {
 /// `metrics.jsonl` keeps everything, and a NaN (an empty validation pass) reads back.
 #[test]
 fn checkpoints_keep_summaries_and_nan_metrics_read_back() {
-    let dir = temp_dir("summaries");
+    let dir = common::temp_dir("summaries");
     let device = ferrovision::device::cpu();
     let (_, run, _) = one_epoch_run(&dir, &device);
     let mut checkpoint = Checkpoint::load(run.join("last.safetensors")).unwrap();
@@ -418,7 +413,7 @@ fn checkpoints_keep_summaries_and_nan_metrics_read_back() {
 /// A second run on a folder another run holds fails at once, naming the lock.
 #[test]
 fn a_locked_run_folder_is_refused_at_once() {
-    let dir = temp_dir("lock");
+    let dir = common::temp_dir("lock");
     let root = shapes(&dir, 2, 1);
     let device = ferrovision::device::cpu();
     let (train, _) = loaders(&root, 4, &device);
@@ -481,7 +476,7 @@ fn an_interrupted_write_shapes_leaves_no_half_dataset() {
         write_shapes(Path::new(&root), &config).unwrap();
         return;
     }
-    let dir = temp_dir("draw");
+    let dir = common::temp_dir("draw");
     let root = dir.join("shapes");
     let mut child = spawn_this_test(
         "an_interrupted_write_shapes_leaves_no_half_dataset",
@@ -559,7 +554,7 @@ fn kill_9_during_a_save_leaves_a_loadable_checkpoint() {
     if let Some(dir) = std::env::var_os("FERROVISION_SAVE_FOREVER") {
         save_forever(Path::new(&dir));
     }
-    let dir = temp_dir("kill9");
+    let dir = common::temp_dir("kill9");
     let last = dir.join("last.safetensors");
     for round in 0..6u64 {
         let mut child = spawn_this_test(
@@ -607,7 +602,7 @@ fn strip_time(record: &EpochRecord) -> EpochRecord {
 
 #[test]
 fn a_nan_loss_stops_the_run_with_a_typed_error() {
-    let dir = temp_dir("nan");
+    let dir = common::temp_dir("nan");
     let root = shapes(&dir, 4, 1);
     let device = ferrovision::device::cpu();
     let (train, val) = loaders(&root, 4, &device);
@@ -665,7 +660,7 @@ fn metrics_follow_sklearn_definitions() {
 
 #[test]
 fn train_val_layouts() {
-    let dir = temp_dir("layout");
+    let dir = common::temp_dir("layout");
     let root = shapes(&dir, 3, 1);
     let (train, val) = train_val(&root, 0.2, 0).unwrap();
     assert_eq!((train.len(), val.len()), (15, 5));
@@ -691,7 +686,7 @@ fn train_val_layouts() {
 fn a_last_batch_of_one_image_is_left_out_not_a_panic() {
     // At 32 px layer4's maps are 1x1: batch norm cannot train on one image (PyTorch refuses it
     // too). 15 images in batches of 7 end with a batch of 1, which is left out.
-    let dir = temp_dir("single");
+    let dir = common::temp_dir("single");
     let root = shapes(&dir, 3, 1);
     let device = ferrovision::device::cpu();
     let (train, _) = loaders(&root, 7, &device);
@@ -712,23 +707,10 @@ fn a_last_batch_of_one_image_is_left_out_not_a_panic() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The `train` example built next to this test binary (`cargo test` builds the examples).
-fn example(name: &str) -> Option<PathBuf> {
-    let deps = std::env::current_exe().ok()?.parent()?.to_path_buf();
-    let path = deps.parent()?.join("examples").join(name);
-    path.exists().then_some(path)
-}
-
 /// Flags out of range are clap errors naming the flag (exit code 2), never a panic.
 #[test]
 fn out_of_range_flags_are_usage_errors() {
-    let Some(train) = example("train") else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but the train example was not built next to the tests"
-        );
-        eprintln!("skipping: the train example is not built (run the whole `cargo test`)");
+    let Some(train) = common::example("train") else {
         return;
     };
     for (flag, value) in [
@@ -756,7 +738,7 @@ fn out_of_range_flags_are_usage_errors() {
 /// it is given in: as `model.eval()` then `torch.no_grad()` in PyTorch.
 #[test]
 fn evaluate_uses_eval_mode_and_leaves_the_model_unchanged() {
-    let dir = temp_dir("evaluate");
+    let dir = common::temp_dir("evaluate");
     let root = shapes(&dir, 2, 2);
     let device = ferrovision::device::cpu();
     let (_, val) = loaders(&root, 4, &device);
@@ -803,7 +785,7 @@ impl ferrovision::train::Callback for Recorder {
 /// epoch written); a replaced loss is what the optimizer follows.
 #[test]
 fn callbacks_see_every_batch_and_stop_early_and_the_loss_is_replaceable() {
-    let dir = temp_dir("callbacks");
+    let dir = common::temp_dir("callbacks");
     let root = shapes(&dir, 4, 1);
     let device = ferrovision::device::cpu();
     let (train, val) = loaders(&root, 8, &device);
@@ -859,7 +841,7 @@ fn callbacks_see_every_batch_and_stop_early_and_the_loss_is_replaceable() {
 #[test]
 fn a_checkpoint_rebuilds_its_model_from_the_typed_spec() {
     use ferrovision::train::{EvalTransform, ModelSpec};
-    let dir = temp_dir("spec");
+    let dir = common::temp_dir("spec");
     let root = shapes(&dir, 2, 1);
     let device = ferrovision::device::cpu();
     let (train, _) = loaders(&root, 5, &device);

@@ -9,12 +9,6 @@ use ferrovision::models::resnet::BasicBlock;
 use ferrovision::models::{ResNetConfig, ResNetDepth};
 use ferrovision::weights::{Dtype, LoadOptions, RawTensor, StateDict, load_state_dict};
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrovision-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn torch_save_resnet18_with_strided_storages_loads_to_torch_logits() {
     // torch.save(state) of a resnet18(num_classes=10) whose tensors are strided views.
@@ -88,7 +82,7 @@ fn fine_tuning_keeps_a_fresh_head_and_reports_it() {
 #[test]
 fn own_checkpoint_round_trips_through_safetensors_atomically() {
     let device = ferrovision::device::ndarray();
-    let dir = temp_dir("roundtrip");
+    let dir = common::temp_dir("roundtrip");
     let path = dir.join("model.safetensors");
     let model = ResNetConfig::new(ResNetDepth::R18)
         .with_num_classes(5)
@@ -120,7 +114,7 @@ fn own_checkpoint_round_trips_through_safetensors_atomically() {
 
 #[test]
 fn truncated_files_give_typed_errors_naming_the_file() {
-    let dir = temp_dir("truncated");
+    let dir = common::temp_dir("truncated");
     for (file, expect_pth) in [
         ("resnet18_strided.pth", true),
         ("basic_block.safetensors", false),
@@ -212,7 +206,7 @@ fn wrong_architecture_lists_missing_unexpected_and_mismatched_keys() {
 #[test]
 fn wrong_dtype_is_a_typed_error_naming_the_key() {
     let device = ferrovision::device::ndarray();
-    let dir = temp_dir("dtype");
+    let dir = common::temp_dir("dtype");
     let block = BasicBlock::new(64, 64, 1, &device);
     let mut dict = StateDict::from_file(fixture("golden/basic_block.safetensors")).unwrap();
     // conv1.weight as int32: the right shape, the wrong kind of number.

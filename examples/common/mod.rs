@@ -1,13 +1,13 @@
-//! Shared by the example CLIs: running `main` with one clear error message, and rebuilding a
-//! trained model and its eval transform from a checkpoint.
+//! Shared by the example CLIs: running `main` with one clear error message, the `--weights`
+//! flag, and rebuilding a trained model and its eval transform from a checkpoint.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use burn::tensor::Device;
 use ferrovision::data::transforms::Compose;
-use ferrovision::models::{ResNet, ResNetDepth};
+use ferrovision::models::{PretrainedWeights, ResNet, ResNetDepth};
 use ferrovision::train::{Checkpoint, EvalTransform, ModelSpec};
 
 /// The `--device` flag of the example CLIs.
@@ -36,20 +36,51 @@ pub fn main_with(body: impl FnOnce() -> Result<(), Box<dyn std::error::Error>>) 
     }
 }
 
-/// The ResNet depth for an architecture name (`resnet18` ... `resnet152`).
-pub fn depth(arch: &str) -> Result<ResNetDepth, String> {
-    Ok(match arch {
-        "resnet18" => ResNetDepth::R18,
-        "resnet34" => ResNetDepth::R34,
-        "resnet50" => ResNetDepth::R50,
-        "resnet101" => ResNetDepth::R101,
-        "resnet152" => ResNetDepth::R152,
-        other => {
-            return Err(format!(
-                "unknown architecture `{other}` (resnet18 ... resnet152)"
-            ));
+/// A `--weights` value: torchvision's pretrained weights by name, or a weight file.
+pub enum Weights {
+    /// `imagenet`, `imagenet1k-v2`, `resnet50-imagenet1k-v2`, ...: fetched into the cache.
+    Named(&'static PretrainedWeights),
+    /// A `.pth` / `.safetensors` file.
+    File(PathBuf),
+}
+
+impl Weights {
+    /// Reads `--weights` for a model of `depth`: an existing file (or a value that looks like a
+    /// path) is a file, anything else a pretrained-weights name.
+    pub fn parse(value: &str, depth: ResNetDepth) -> Result<Self, Box<dyn std::error::Error>> {
+        let path = PathBuf::from(value);
+        if path.exists() || value.contains(['/', '\\']) || path.extension().is_some() {
+            return Ok(Weights::File(path));
         }
-    })
+        let named = PretrainedWeights::parse(value, depth)?;
+        if named.depth != depth {
+            return Err(format!(
+                "--weights {value} is for {}; pass --arch {} too",
+                named.depth, named.depth
+            )
+            .into());
+        }
+        Ok(Weights::Named(named))
+    }
+
+    /// Loads the weights into `model` (fetching named ones first) and says what was loaded.
+    pub fn load(&self, model: ResNet) -> ferrovision::Result<ResNet> {
+        let (path, label) = match self {
+            Weights::Named(named) => (named.fetch()?, named.name()),
+            Weights::File(path) => (path.clone(), path.display().to_string()),
+        };
+        let (model, report) = model.load_weights(&path)?;
+        println!("weights: {label}: {report}");
+        Ok(model)
+    }
+
+    /// The category names of a named set's outputs.
+    pub fn categories(&self) -> Option<&'static [&'static str]> {
+        match self {
+            Weights::Named(named) => Some(named.categories()),
+            Weights::File(_) => None,
+        }
+    }
 }
 
 /// A trained model from a checkpoint file or run folder, with its classes and eval transform.
@@ -67,7 +98,7 @@ pub fn load_trained(
             _ => EvalTransform::CenterCrop,
         };
         checkpoint.meta.model = Some(ModelSpec {
-            depth: depth(config["arch"].as_str().unwrap_or("resnet18"))?,
+            depth: config["arch"].as_str().unwrap_or("resnet18").parse()?,
             num_classes: checkpoint.meta.classes.len(),
             image_size: config["image_size"].as_u64().unwrap_or(224) as u32,
             eval_transform,

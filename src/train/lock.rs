@@ -1,6 +1,6 @@
 //! The run folder's lock: one run writes a folder at a time.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
@@ -22,13 +22,7 @@ impl RunLock {
     /// [`Error::Io`] when the lock file cannot be opened.
     pub(crate) fn acquire(run_dir: &Path) -> Result<Self> {
         let path = run_dir.join(".lock");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let mut file = crate::atomic::open_kept(&path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

@@ -20,9 +20,11 @@ pub enum ProgressStyle {
     Quiet,
 }
 
+/// Progress within one epoch: an `indicatif` bar on a terminal (rate, ETA, fitted to the
+/// terminal's width), a log line per update elsewhere, or nothing.
 pub(super) struct Progress {
-    bar: bool,
-    quiet: bool,
+    bar: Option<indicatif::ProgressBar>,
+    lines: bool,
     label: String,
     total: usize,
     started: Instant,
@@ -30,9 +32,19 @@ pub(super) struct Progress {
 
 impl Progress {
     pub(super) fn new(style: ProgressStyle, label: String, total: usize) -> Self {
+        let on_terminal = style == ProgressStyle::Auto && std::io::stderr().is_terminal();
+        let bar = on_terminal.then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            let template = "{prefix} {wide_bar} {pos}/{len} {msg} ETA {eta}";
+            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                bar.set_style(style);
+            }
+            bar.set_prefix(label.clone());
+            bar
+        });
         Self {
-            bar: style == ProgressStyle::Auto && std::io::stderr().is_terminal(),
-            quiet: style == ProgressStyle::Quiet,
+            lines: bar.is_none() && style != ProgressStyle::Quiet,
+            bar,
             label,
             total,
             started: Instant::now(),
@@ -42,40 +54,37 @@ impl Progress {
     /// Reports `done` batches of `total`, `images` images so far, and the running loss and
     /// accuracy.
     pub(super) fn update(&self, done: usize, images: usize, loss: f32, accuracy: f32) {
-        if self.quiet {
-            return;
-        }
         let elapsed = self.started.elapsed().as_secs_f64();
         let rate = images as f64 / elapsed.max(1e-9);
-        let eta = if done == 0 {
-            0.0
-        } else {
-            elapsed / done as f64 * (self.total - done.min(self.total)) as f64
-        };
-        let width = 24;
-        let filled = (width * done) / self.total.max(1);
-        let line = format!(
-            "{} [{}{}] {done}/{} loss {loss:.4} acc {:.1}% {rate:.1} img/s ETA {}:{:02}",
-            self.label,
-            "#".repeat(filled),
-            ".".repeat(width - filled),
-            self.total,
-            100.0 * accuracy,
-            eta as u64 / 60,
-            eta as u64 % 60
+        let status = format!(
+            "loss {loss:.4} acc {:.1}% {rate:.1} img/s",
+            100.0 * accuracy
         );
-        let mut err = std::io::stderr().lock();
-        if self.bar {
-            let _ = write!(err, "\r\x1b[2K{line}");
-            let _ = err.flush();
-        } else {
-            let _ = writeln!(err, "{line}");
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+            bar.set_message(status);
+        } else if self.lines {
+            let eta = if done == 0 {
+                0.0
+            } else {
+                elapsed / done as f64 * (self.total - done.min(self.total)) as f64
+            };
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(
+                err,
+                "{} {done}/{} {status} ETA {}:{:02}",
+                self.label,
+                self.total,
+                eta as u64 / 60,
+                eta as u64 % 60
+            );
         }
     }
 
+    /// Clears the bar (the epoch's summary line follows).
     pub(super) fn finish(&self) {
-        if self.bar {
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }

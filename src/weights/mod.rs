@@ -25,6 +25,7 @@
 
 mod apply;
 mod formats;
+pub mod hub;
 mod state_dict;
 
 pub(crate) use crate::atomic::write_atomically;

@@ -149,6 +149,35 @@ pub struct StateDict {
     source: Option<PathBuf>,
 }
 
+/// The weight file formats read.
+enum Format {
+    /// `torch.save`'s zip archive, or its older bare pickle.
+    Pth,
+    /// safetensors: a little-endian header length, then a JSON header.
+    Safetensors,
+}
+
+/// The format a file's first bytes show, if they show one: a safetensors header (its length,
+/// within the file, then `{`), a zip archive, or a pickle (protocol 2 to 5).
+fn sniff(path: &Path) -> Option<Format> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(9);
+    let file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.take(9).read_to_end(&mut head).ok()?;
+    if head.len() == 9 && head[8] == b'{' {
+        let header = u64::from_le_bytes(head[..8].try_into().ok()?);
+        if header >= 2 && header <= len - 8 {
+            return Some(Format::Safetensors);
+        }
+    }
+    if head.starts_with(b"PK\x03\x04") || matches!(head[..], [0x80, 2..=5, ..]) {
+        Some(Format::Pth)
+    } else {
+        None
+    }
+}
+
 impl StateDict {
     /// An empty state dict.
     pub fn new() -> Self {
@@ -156,7 +185,8 @@ impl StateDict {
     }
 
     /// Reads a `.pth` / `.pt` / `.bin` file (as `torch.save(model.state_dict(), f)` writes it)
-    /// or a `.safetensors` file, chosen by extension. Keys are returned as stored; see
+    /// or a `.safetensors` file, told apart by their first bytes (a zip archive or a pickle;
+    /// a safetensors header), by the extension when those say neither. Keys are returned as stored; see
     /// [`strip_prefix`](Self::strip_prefix) for `module.`-prefixed (DataParallel) files.
     ///
     /// # Errors
@@ -173,20 +203,26 @@ impl StateDict {
     pub(crate) fn read(path: &Path, wanted: super::formats::Wanted<'_>) -> Result<Self> {
         // A missing file is reported as such, whatever its name says about the format.
         std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        let extension = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        let (tensors, metadata) = match extension.as_deref() {
-            Some("pth" | "pt" | "bin" | "ckpt") => {
-                (super::formats::read_pth(path, wanted)?, BTreeMap::new())
-            }
-            Some("safetensors") => super::formats::read_safetensors(path)?,
-            _ => {
-                return Err(Error::UnknownFormat {
-                    path: path.to_path_buf(),
-                });
-            }
+        let format = match sniff(path) {
+            Some(format) => format,
+            None => match path
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                Some("pth" | "pt" | "bin" | "ckpt") => Format::Pth,
+                Some("safetensors") => Format::Safetensors,
+                _ => {
+                    return Err(Error::UnknownFormat {
+                        path: path.to_path_buf(),
+                    });
+                }
+            },
+        };
+        let (tensors, metadata) = match format {
+            Format::Pth => (super::formats::read_pth(path, wanted)?, BTreeMap::new()),
+            Format::Safetensors => super::formats::read_safetensors(path)?,
         };
         Ok(Self {
             tensors,

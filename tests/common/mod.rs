@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod http;
+
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ferrovision::weights::{RawTensor, StateDict};
 
@@ -204,4 +206,30 @@ pub fn formula_state_dict(template: &StateDict) -> StateDict {
         dict.insert(key, RawTensor::from_f32(shape, &values));
     }
     dict
+}
+
+/// An example built next to this test binary (`cargo test` builds the examples); `None`, with
+/// a printed reason, when it is not there (a test run alone), and a failure under `CI=true`.
+pub fn example(name: &str) -> Option<PathBuf> {
+    let path = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("examples").join(name)))
+        .filter(|path| path.exists());
+    if path.is_none() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but the {name} example was not built next to the tests"
+        );
+        eprintln!("skipping: the {name} example is not built (run the whole `cargo test`)");
+    }
+    path
+}
+
+/// A fresh, empty folder under the system's temporary folder, named for the test and process.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferrovision-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -10,6 +10,7 @@
 //! ```
 
 mod block;
+mod pretrained;
 mod weights;
 
 use burn::config::Config;
@@ -18,6 +19,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use block::{BasicBlock, Block, Bottleneck};
+pub use pretrained::{PretrainedWeights, ResNetWeights};
 
 use crate::nn::{
     AdaptiveAvgPool2d, BatchNorm2d, BatchNorm2dConfig, Conv2d, Linear, LinearConfig, MaxPool2d,
@@ -53,6 +55,49 @@ impl ResNetDepth {
     /// Whether the stages are made of bottleneck blocks.
     pub fn is_bottleneck(self) -> bool {
         !matches!(self, ResNetDepth::R18 | ResNetDepth::R34)
+    }
+
+    /// Every depth, smallest first.
+    pub const ALL: [ResNetDepth; 5] = [
+        ResNetDepth::R18,
+        ResNetDepth::R34,
+        ResNetDepth::R50,
+        ResNetDepth::R101,
+        ResNetDepth::R152,
+    ];
+}
+
+/// torchvision's architecture name: `resnet18` ... `resnet152`.
+impl std::fmt::Display for ResNetDepth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ResNetDepth::R18 => "resnet18",
+            ResNetDepth::R34 => "resnet34",
+            ResNetDepth::R50 => "resnet50",
+            ResNetDepth::R101 => "resnet101",
+            ResNetDepth::R152 => "resnet152",
+        })
+    }
+}
+
+/// Parses torchvision's architecture name, `resnet18` ... `resnet152`.
+///
+/// ```
+/// use ferrovision::models::ResNetDepth;
+/// assert_eq!("resnet50".parse::<ResNetDepth>()?, ResNetDepth::R50);
+/// assert!("resnet19".parse::<ResNetDepth>().is_err());
+/// # Ok::<(), ferrovision::Error>(())
+/// ```
+impl std::str::FromStr for ResNetDepth {
+    type Err = crate::Error;
+
+    fn from_str(name: &str) -> crate::Result<Self> {
+        ResNetDepth::ALL
+            .into_iter()
+            .find(|d| d.to_string() == name)
+            .ok_or_else(|| crate::Error::UnknownArchitecture {
+                name: name.to_string(),
+            })
     }
 }
 
@@ -174,6 +219,16 @@ impl ResNet {
     /// Evaluation mode for every batch norm (PyTorch's `model.eval()`).
     pub fn eval(self) -> Self {
         crate::nn::eval_mode(self)
+    }
+
+    /// Which ResNet this is, from its blocks per stage and block kind; `None` for a net
+    /// assembled by hand that matches none.
+    pub fn depth(&self) -> Option<ResNetDepth> {
+        let blocks = [&self.layer1, &self.layer2, &self.layer3, &self.layer4].map(Vec::len);
+        let bottleneck = matches!(self.layer1.first(), Some(Block::Bottleneck(_)));
+        ResNetDepth::ALL
+            .into_iter()
+            .find(|d| d.layers() == blocks && d.is_bottleneck() == bottleneck)
     }
 
     /// Outputs of the classifier.
