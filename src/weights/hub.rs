@@ -169,7 +169,6 @@ impl Partial {
             path: target.to_path_buf(),
             reason,
         };
-        let received = self.received();
         let result = self.receive(url, target, progress).map_err(|e| match e {
             Received::Failed(reason) => failed(reason),
             Received::Io(e) => Error::io(&self.path, e),
@@ -177,7 +176,8 @@ impl Partial {
         let digest = match result {
             Ok(digest) => digest,
             Err(e) => {
-                if received.unwrap_or(0) == 0 && self.received() == Some(0) {
+                // A part with nothing in it is nothing to resume: leave no file behind.
+                if self.received() == Some(0) {
                     let _ = std::fs::remove_file(&self.path);
                 }
                 return Err(e);
@@ -222,34 +222,29 @@ impl Partial {
         let bar = bar(url, target, progress, offset, expected);
         let mut buffer = vec![0u8; 1 << 20];
         let mut received = offset;
-        loop {
+        let ended = loop {
             let n = match response.body.read(&mut buffer) {
-                Ok(0) => break,
+                Ok(0) => break Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.file.sync_data()?;
-                    bar.abandon();
-                    return Err(match expected {
-                        Some(expected) => {
-                            Received::Failed(DownloadFailure::Truncated { received, expected })
-                        }
-                        None => Received::Failed(DownloadFailure::Transport(Box::new(e))),
-                    });
-                }
+                Err(e) => break Err(e),
             };
             self.file.write_all(&buffer[..n])?;
             hasher.update(&buffer[..n]);
             received += n as u64;
             bar.set_position(received);
-        }
-        if let Some(expected) = expected.filter(|&e| e != received) {
+        };
+        // Short of the announced length, however the body ended: resumable. A broken body of
+        // unknown length: a transport failure.
+        let truncated = expected
+            .filter(|&e| e != received)
+            .map(|expected| DownloadFailure::Truncated { received, expected });
+        if let Some(failure) =
+            truncated.or(ended.err().map(|e| DownloadFailure::Transport(Box::new(e))))
+        {
             self.file.sync_data()?;
             bar.abandon();
-            return Err(Received::Failed(DownloadFailure::Truncated {
-                received,
-                expected,
-            }));
+            return Err(Received::Failed(failure));
         }
         bar.finish_and_clear();
         Ok(hasher

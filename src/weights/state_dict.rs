@@ -186,13 +186,14 @@ impl StateDict {
 
     /// Reads a `.pth` / `.pt` / `.bin` file (as `torch.save(model.state_dict(), f)` writes it)
     /// or a `.safetensors` file, told apart by their first bytes (a zip archive or a pickle;
-    /// a safetensors header), by the extension when those say neither. Keys are returned as stored; see
-    /// [`strip_prefix`](Self::strip_prefix) for `module.`-prefixed (DataParallel) files.
+    /// a safetensors header), by the extension when those say neither. Keys are returned as
+    /// stored; see [`strip_prefix`](Self::strip_prefix) for `module.`-prefixed (DataParallel)
+    /// files.
     ///
     /// # Errors
     /// [`Error::Io`] when the file cannot be read, [`Error::Pth`] / [`Error::Safetensors`] when
-    /// it is not a valid file of its format (truncated, corrupt), [`Error::UnknownFormat`] for
-    /// another extension.
+    /// it is not a valid file of its format (truncated, corrupt), [`Error::UnknownFormat`] when
+    /// neither its first bytes nor its extension name a format.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         Self::read(path.as_ref(), &|_, _| true)
     }

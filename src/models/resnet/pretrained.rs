@@ -184,9 +184,9 @@ impl PretrainedWeights {
         let wanted = name.trim().to_ascii_lowercase().replace('_', "-");
         let set = match wanted.as_str() {
             "imagenet" | "default" => Some(ResNetWeights::default_for(depth)),
-            "imagenet1k-v1" => Some(ResNetWeights::Imagenet1kV1),
-            "imagenet1k-v2" => Some(ResNetWeights::Imagenet1kV2),
-            _ => None,
+            _ => [ResNetWeights::Imagenet1kV1, ResNetWeights::Imagenet1kV2]
+                .into_iter()
+                .find(|set| set.to_string() == wanted),
         };
         match set {
             Some(set) => set.for_depth(depth).map_err(|_| unknown(name, depth)),
