@@ -1,5 +1,6 @@
 //! Evaluates a trained checkpoint on an image folder: the per-class report and the confusion
-//! matrix (printed, and written as SVG beside the checkpoint unless --svg says elsewhere).
+//! matrix (printed, and drawn as SVG and PNG, counts and shares of each true class, into the
+//! checkpoint's folder unless --pictures says elsewhere).
 //!
 //! ```text
 //! cargo run --release --example evaluate -- --checkpoint runs/train --data runs/train/shapes/val
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use ferrovision::data::{DataLoader, DataLoaderConfig, ImageFolder, ImageFolderConfig};
-use ferrovision::train::{confusion_svg, evaluate};
+use ferrovision::train::{ConfusionPicture, ConfusionView, evaluate};
 
 /// Evaluate a model trained by the `train` example on an ImageFolder.
 #[derive(Parser, Debug)]
@@ -27,9 +28,10 @@ struct Args {
     batch_size: usize,
     #[arg(long, default_value_t = 2, value_parser = common::workers)]
     workers: usize,
-    /// Where to write the confusion matrix picture.
-    #[arg(long, default_value = "confusion_matrix_eval.svg")]
-    svg: PathBuf,
+    /// The folder for the pictures `confusion_matrix_eval.{svg,png}` and
+    /// `confusion_matrix_eval_normalized.{svg,png}` (default: the checkpoint's folder).
+    #[arg(long)]
+    pictures: Option<PathBuf>,
     #[command(flatten)]
     device: common::DeviceArg,
 }
@@ -70,7 +72,34 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let cells: Vec<String> = row.iter().map(|n| format!("{n:5}")).collect();
         println!("{name:>12} {}", cells.join(""));
     }
-    std::fs::write(&args.svg, confusion_svg(&metrics.confusion, &classes))?;
-    println!("\nconfusion matrix picture: {}", args.svg.display());
+    let folder = args
+        .pictures
+        .unwrap_or_else(|| checkpoint_folder(&args.checkpoint));
+    let views = [
+        (ConfusionView::Counts, "confusion_matrix_eval"),
+        (
+            ConfusionView::Normalized,
+            "confusion_matrix_eval_normalized",
+        ),
+    ];
+    for (view, stem) in views {
+        ConfusionPicture::new(&metrics.confusion, &classes, view).save(&folder, stem)?;
+    }
+    println!(
+        "\nconfusion matrix pictures: {}",
+        folder.join("confusion_matrix_eval*.{svg,png}").display()
+    );
     Ok(())
+}
+
+/// The run folder a checkpoint argument names: itself if a folder, else the file's folder.
+fn checkpoint_folder(checkpoint: &std::path::Path) -> PathBuf {
+    if checkpoint.is_dir() {
+        checkpoint.to_path_buf()
+    } else {
+        match checkpoint.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
 }

@@ -261,7 +261,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "run folder: {} (best.safetensors, last.safetensors, metrics.jsonl, *.svg); {:.0} s in all",
+        "run folder: {} (best.safetensors, last.safetensors, metrics.jsonl, pictures as .svg and .png); {:.0} s in all",
         outcome.run_dir.display(),
         started.elapsed().as_secs_f64()
     );

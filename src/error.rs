@@ -366,6 +366,14 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
+    /// A picture (learning curve, confusion matrix) could not be drawn or encoded.
+    #[error("cannot draw the picture `{picture}`: {problem}")]
+    Picture {
+        /// The picture's title.
+        picture: String,
+        /// What the drawing or encoding library said.
+        problem: String,
+    },
 }
 
 fn describe(missing: &[String], unexpected: &[String], mismatched: &[ShapeMismatch]) -> String {

@@ -14,7 +14,8 @@ use ferrovision::models::{ResNet, ResNetConfig, ResNetDepth};
 use ferrovision::nn::CrossEntropyLossConfig;
 use ferrovision::optim::{AdamConfig, LrSchedule, SgdConfig};
 use ferrovision::train::{
-    Checkpoint, EpochMetrics, EpochRecord, ProgressStyle, Trainer, TrainerConfig,
+    Checkpoint, ConfusionPicture, ConfusionView, Curves, EpochMetrics, EpochRecord, ProgressStyle,
+    Trainer, TrainerConfig,
 };
 use ferrovision::weights::state_dict;
 
@@ -154,12 +155,19 @@ fn a_short_run_writes_a_well_formed_run_folder() {
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["classes"].as_array().unwrap().len(), 5);
     assert_eq!(config["train_images"], 30);
-    for picture in ["loss.svg", "accuracy.svg", "confusion_matrix.svg"] {
-        let svg = std::fs::read_to_string(run.join(picture)).unwrap();
+    for picture in [
+        "loss",
+        "accuracy",
+        "confusion_matrix",
+        "confusion_matrix_normalized",
+    ] {
+        let svg = std::fs::read_to_string(run.join(format!("{picture}.svg"))).unwrap();
         assert!(
             svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
             "{picture}"
         );
+        let png = image::open(run.join(format!("{picture}.png"))).unwrap();
+        assert!(png.width() > 300 && png.height() > 200, "{picture}");
     }
     let last = Checkpoint::load(run.join("last.safetensors")).unwrap();
     assert_eq!(last.meta.position.epoch, 2);
@@ -404,9 +412,19 @@ fn checkpoints_keep_summaries_and_nan_metrics_read_back() {
         row[(i * 7 + 1) % c] = (i % 13) as u64;
     }
     let names: Vec<String> = (0..c).map(|i| format!("class{i}")).collect();
-    let svg = ferrovision::train::confusion_svg(&confusion, &names);
-    assert!(svg.len() < 20_000, "{} bytes", svg.len());
-    assert!(svg.contains("most frequent confusions") && svg.contains(">12<"));
+    let picture = ConfusionPicture::new(&confusion, &names, ConfusionView::Counts);
+    let svg = picture.svg().unwrap();
+    assert!(svg.len() < 40_000, "{} bytes", svg.len());
+    let texts = svg_texts(&svg);
+    assert!(texts[0].starts_with("the most frequent confusions of 1000 classes"));
+    // 40 bars, each a label and a value; the largest confusions (12 images) first.
+    assert_eq!(texts.len(), 1 + 2 * 40);
+    assert_eq!(
+        (texts[1].as_str(), texts[2].as_str()),
+        ("class12 → class85", "12")
+    );
+    let png = image::load_from_memory(&picture.png().unwrap()).unwrap();
+    assert!(png.height() < 1200, "{} rows", png.height());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -893,4 +911,140 @@ fn a_checkpoint_rebuilds_its_model_from_the_typed_spec() {
     assert!(matches!(err, Error::BadCheckpoint { .. }), "{err:?}");
     assert!(err.to_string().contains("bare.safetensors"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A rendered PNG as RGB pixels.
+fn render(png: &[u8]) -> image::RgbImage {
+    image::load_from_memory(png).unwrap().to_rgb8()
+}
+
+/// The text of every `<text>` element of an SVG document.
+fn svg_texts(svg: &str) -> Vec<String> {
+    let mut parts: Vec<&str> = svg.split("</text>").collect();
+    parts.pop(); // after the last text
+    parts
+        .into_iter()
+        .filter_map(|part| part.rsplit_once('>'))
+        .map(|(_, text)| text.trim().to_string())
+        .collect()
+}
+
+/// Pixels of exactly this colour.
+fn count_colour(image: &image::RgbImage, rgb: [u8; 3]) -> usize {
+    image.pixels().filter(|p| p.0 == rgb).count()
+}
+
+/// Pixels darker than mid-grey in the rectangle `x0..x1, y0..y1` (text, axes, lines).
+fn ink(image: &image::RgbImage, (x0, x1): (u32, u32), (y0, y1): (u32, u32)) -> usize {
+    let mut dark = 0;
+    for y in y0..y1.min(image.height()) {
+        for x in x0..x1.min(image.width()) {
+            let p = image.get_pixel(x, y).0;
+            dark += usize::from(p.iter().map(|&c| c as u32).sum::<u32>() < 3 * 128);
+        }
+    }
+    dark
+}
+
+/// Whether the outermost `band` pixels all round the picture are white: nothing was drawn
+/// past the edge (a clipped label leaves its ink on the border).
+fn white_border(image: &image::RgbImage, band: u32) -> bool {
+    image.enumerate_pixels().all(|(x, y, p)| {
+        let inside =
+            x >= band && y >= band && x + band < image.width() && y + band < image.height();
+        inside || p.0 == [255, 255, 255]
+    })
+}
+
+/// The learning curves render as a picture with a title, axis titles, both series' colours
+/// (lines, markers and legend) and nothing cut at the edges.
+#[test]
+fn learning_curves_render_with_titles_series_and_legend() {
+    let train = [2.0, 1.4, 1.1, 0.8];
+    let val = [2.2, 1.7, f64::NAN, 1.2];
+    let curves = Curves::new("loss", "cross-entropy")
+        .with_series("train", &train)
+        .with_series("val", &val);
+    let image = render(&curves.png().unwrap());
+    let (w, h) = image.dimensions();
+    assert_eq!((w, h), (720, 440));
+    assert!(white_border(&image, 3));
+    // matplotlib's blue and red: the lines, the markers and the legend's swatches.
+    assert!(count_colour(&image, [31, 119, 180]) > 300);
+    assert!(count_colour(&image, [214, 39, 40]) > 200);
+    assert!(ink(&image, (w / 2 - 40, w / 2 + 40), (0, 44)) > 30, "title");
+    assert!(
+        ink(&image, (w / 2 - 60, w / 2 + 60), (h - 30, h)) > 30,
+        "x-axis title"
+    );
+    assert!(
+        ink(&image, (0, 40), (h / 2 - 60, h / 2 + 60)) > 30,
+        "y-axis title"
+    );
+    // The legend sits in the upper right corner of the plot.
+    let legend_blue = (w - 200..w)
+        .flat_map(|x| (40..140).map(move |y| (x, y)))
+        .filter(|&(x, y)| image.get_pixel(x, y).0 == [31, 119, 180])
+        .count();
+    assert!(legend_blue > 20, "legend swatch: {legend_blue} pixels");
+    let texts = svg_texts(&curves.svg().unwrap());
+    for text in ["loss", "epoch", "cross-entropy", "train", "val", "1", "4"] {
+        assert!(
+            texts.iter().any(|t| t == text),
+            "{text} missing from {texts:?}"
+        );
+    }
+}
+
+/// The confusion matrix keeps every label inside the picture however long the names (the old
+/// picture clipped "circle" to "le"), shades a fully right class with the full colour, and
+/// its normalised view differs from the counts.
+#[test]
+fn confusion_matrix_renders_whole_labels_and_both_views() {
+    let classes: Vec<String> = [
+        "circle",
+        "a_rather_long_class_name",
+        "square",
+        &"x".repeat(500),
+    ]
+    .map(String::from)
+    .to_vec();
+    let matrix = vec![
+        vec![8, 2, 0, 0],
+        vec![1, 9, 0, 0],
+        vec![0, 0, 10, 0],
+        vec![0, 3, 0, 7],
+    ];
+    let counts = ConfusionPicture::new(&matrix, &classes, ConfusionView::Counts);
+    let shares = ConfusionPicture::new(&matrix, &classes, ConfusionView::Normalized);
+    let (a, b) = (
+        render(&counts.png().unwrap()),
+        render(&shares.png().unwrap()),
+    );
+    for image in [&a, &b] {
+        assert!(white_border(image, 3));
+        // A 500-character name is cut short: the picture stays small.
+        assert!(
+            image.width() < 900 && image.height() < 900,
+            "{:?}",
+            image.dimensions()
+        );
+        // The full colour fills most of the cell of "square" (10 of 10, also the largest
+        // count), around its centred value.
+        assert!(count_colour(image, [8, 48, 107]) > 1000);
+    }
+    assert_ne!(a.as_raw(), b.as_raw());
+    let texts = svg_texts(&shares.svg().unwrap());
+    for text in ["circle", "a_rather_long_class_name", "80%", "100%", "70%"] {
+        assert!(
+            texts.iter().any(|t| t == text),
+            "{text} missing from {texts:?}"
+        );
+    }
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("xxx") && t.ends_with('…') && t.len() < 40)
+    );
+    assert!(svg_texts(&counts.svg().unwrap()).iter().any(|t| t == "9"));
 }

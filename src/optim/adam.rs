@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use super::optimizer::{Optimizer, ParamState, UpdateRule};
+use super::state::ParamState;
 use crate::kernels::{self, AdamStep, AdamTensors};
 
 /// Configuration of Adam with `torch.optim.Adam`'s names and defaults: `eps` 1e-8 (Burn's is
@@ -74,29 +74,22 @@ fn check(name: &str, lr: f64, betas: [f64; 2], eps: f64, weight_decay: f64) {
 }
 
 impl AdamConfig {
-    /// The optimizer, with one parameter group holding every parameter.
-    ///
-    /// # Panics
-    /// When `lr`, `eps` or `weight_decay` is negative or a beta is outside `[0, 1)`.
-    pub fn init(&self) -> Optimizer {
+    /// Panics naming the value when a setting cannot work (PyTorch raises the same); see
+    /// [`AdamConfig::init`].
+    pub(super) fn validate(&self) {
         check("Adam", self.lr, self.betas, self.eps, self.weight_decay);
-        Optimizer::new(UpdateRule::Adam(self.clone()), self.lr, self.weight_decay)
     }
 }
 
 impl AdamWConfig {
-    /// The optimizer, with one parameter group holding every parameter.
-    ///
-    /// # Panics
-    /// When `lr`, `eps` or `weight_decay` is negative or a beta is outside `[0, 1)`.
-    pub fn init(&self) -> Optimizer {
+    /// Panics naming the value when a setting cannot work; see [`AdamWConfig::init`].
+    pub(super) fn validate(&self) {
         check("AdamW", self.lr, self.betas, self.eps, self.weight_decay);
-        Optimizer::new(UpdateRule::AdamW(self.clone()), self.lr, self.weight_decay)
     }
 }
 
 /// One step of `torch.optim.Adam` or `AdamW` (`step.decoupled`) on a flattened parameter, its
-/// step number already counted in `state`, which holds its moments.
+/// step number counted in `step` by the optimizer, `state` holding its moments.
 pub(super) fn update(
     param: Tensor<1>,
     grad: Tensor<1>,

@@ -31,6 +31,7 @@ mod freeze;
 mod optimizer;
 mod schedule;
 mod sgd;
+mod state;
 
 pub use adam::{AdamConfig, AdamWConfig};
 pub use clip::GradClip;

@@ -1,4 +1,6 @@
-//! The optimizer: parameter groups, per-parameter state, clipping and the update walk.
+//! The optimizer: each rule's config turned into an [`Optimizer`] (`init`), parameter groups,
+//! per-parameter state, clipping and the update walk. The rules' maths live in `sgd.rs` and
+//! `adam.rs`, which know nothing of this file.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::adam::{self, AdamConfig, AdamWConfig};
 use super::clip::GradClip;
 use super::sgd::SgdConfig;
+use super::state::ParamState;
 use crate::kernels::AdamStep;
 use crate::weights::{Dtype, Path as ModulePath, RawTensor, StateDict};
 use crate::{Error, Result};
@@ -42,6 +45,40 @@ impl UpdateRule {
                 &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
             }
         }
+    }
+}
+
+impl SgdConfig {
+    /// The optimizer, with one parameter group holding every parameter.
+    ///
+    /// # Panics
+    /// When `lr`, `momentum` or `weight_decay` is negative, or `nesterov` is set without
+    /// momentum or with dampening (PyTorch raises the same).
+    pub fn init(&self) -> Optimizer {
+        self.validate();
+        Optimizer::new(UpdateRule::Sgd(self.clone()), self.lr, self.weight_decay)
+    }
+}
+
+impl AdamConfig {
+    /// The optimizer, with one parameter group holding every parameter.
+    ///
+    /// # Panics
+    /// When `lr`, `eps` or `weight_decay` is negative or a beta is outside `[0, 1)`.
+    pub fn init(&self) -> Optimizer {
+        self.validate();
+        Optimizer::new(UpdateRule::Adam(self.clone()), self.lr, self.weight_decay)
+    }
+}
+
+impl AdamWConfig {
+    /// The optimizer, with one parameter group holding every parameter.
+    ///
+    /// # Panics
+    /// When `lr`, `eps` or `weight_decay` is negative or a beta is outside `[0, 1)`.
+    pub fn init(&self) -> Optimizer {
+        self.validate();
+        Optimizer::new(UpdateRule::AdamW(self.clone()), self.lr, self.weight_decay)
     }
 }
 
@@ -85,14 +122,6 @@ impl ParamGroup {
     }
 }
 
-/// A parameter's optimizer state: the step count and named buffers (`momentum_buffer`,
-/// `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, as in PyTorch), flattened, off the autodiff graph.
-#[derive(Debug, Clone, Default)]
-pub(super) struct ParamState {
-    pub(super) step: u64,
-    pub(super) buffers: BTreeMap<String, Tensor<1>>,
-}
-
 /// An optimizer for any ferrovision module: SGD, Adam or AdamW with PyTorch's maths, parameter
 /// groups by key prefix, optional gradient clipping, and a learning-rate factor for schedules.
 ///
@@ -111,7 +140,7 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
-    pub(super) fn new(rule: UpdateRule, lr: f64, weight_decay: f64) -> Self {
+    fn new(rule: UpdateRule, lr: f64, weight_decay: f64) -> Self {
         Self {
             rule,
             lr,
@@ -216,12 +245,13 @@ impl Optimizer {
         let lr = self.lr_of(&key);
         let weight_decay = self.weight_decay_of(&key);
         let state = self.state.entry(key).or_default();
+        // One step counter for every rule, counted here only.
+        state.step += 1;
         let (betas, eps, amsgrad, decoupled) = match &self.rule {
             UpdateRule::Sgd(sgd) => return sgd.update(param, grad, lr, weight_decay, state),
             UpdateRule::Adam(a) => (a.betas, a.eps, a.amsgrad, false),
             UpdateRule::AdamW(a) => (a.betas, a.eps, a.amsgrad, true),
         };
-        state.step += 1;
         let step = AdamStep {
             lr,
             weight_decay,

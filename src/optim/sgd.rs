@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use super::optimizer::{Optimizer, ParamState, UpdateRule};
+use super::state::ParamState;
 
 /// Configuration of SGD with `torch.optim.SGD`'s names and defaults (no dampening, unlike
 /// Burn's 0.1).
@@ -34,12 +34,9 @@ pub struct SgdConfig {
 }
 
 impl SgdConfig {
-    /// The optimizer, with one parameter group holding every parameter.
-    ///
-    /// # Panics
-    /// When `lr`, `momentum` or `weight_decay` is negative, or `nesterov` is set without
-    /// momentum or with dampening (PyTorch raises the same).
-    pub fn init(&self) -> Optimizer {
+    /// Panics naming the value when a setting cannot work (PyTorch raises the same); see
+    /// [`SgdConfig::init`].
+    pub(super) fn validate(&self) {
         assert!(self.lr >= 0.0, "SGD: invalid lr {}", self.lr);
         assert!(
             self.momentum >= 0.0,
@@ -57,10 +54,9 @@ impl SgdConfig {
             self.momentum,
             self.dampening
         );
-        Optimizer::new(UpdateRule::Sgd(self.clone()), self.lr, self.weight_decay)
     }
 
-    /// One step of `torch.optim.SGD` on a flattened parameter.
+    /// One step of `torch.optim.SGD` on a flattened parameter (the optimizer counts the step).
     pub(super) fn update(
         &self,
         param: Tensor<1>,
@@ -86,7 +82,6 @@ impl SgdConfig {
             };
             state.buffers.insert("momentum_buffer".into(), buffer);
         }
-        state.step += 1;
         param - grad.mul_scalar(lr)
     }
 }

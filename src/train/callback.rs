@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use super::trainer::EpochRecord;
+use super::record::EpochRecord;
 
 /// What a [`Callback`] asks of the run after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use burn::tensor::Device;
 
-use super::trainer::EpochRecord;
+use super::record::EpochRecord;
 use crate::data::transforms::{Compose, Normalize, Resize, presets};
 use crate::models::{ResNet, ResNetConfig, ResNetDepth};
 use crate::weights::{LoadOptions, StateDict, load_state_dict};

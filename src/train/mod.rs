@@ -7,6 +7,7 @@ mod checkpoint;
 mod lock;
 mod metrics;
 mod progress;
+mod record;
 mod report;
 mod trainer;
 
@@ -16,5 +17,6 @@ pub use checkpoint::{
 };
 pub use metrics::{ClassMetrics, EpochMetrics, MetricsAccumulator};
 pub use progress::ProgressStyle;
-pub use report::{confusion_svg, curves_svg};
-pub use trainer::{Classifier, EpochRecord, FitOutcome, LossFn, Trainer, TrainerConfig, evaluate};
+pub use record::EpochRecord;
+pub use report::{ConfusionPicture, ConfusionView, Curves, PictureFormat};
+pub use trainer::{Classifier, FitOutcome, LossFn, Trainer, TrainerConfig, evaluate};

@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::callback::{BatchEnd, Callback, Control};
 use super::checkpoint::{Checkpoint, CheckpointMeta, ModelSpec, RunPosition, RunSettings};
 use super::lock::RunLock;
-use super::metrics::{EpochMetrics, MetricsAccumulator, nan_if_null};
+use super::metrics::{EpochMetrics, MetricsAccumulator};
 use super::progress::{Progress, ProgressStyle};
-use super::report::{confusion_svg, curves_svg};
+use super::record::EpochRecord;
+use super::report::{ConfusionPicture, ConfusionView, Curves};
 use crate::data::{Batch, DataLoader, SkippedFile};
 use crate::models::ResNet;
 use crate::nn::{CrossEntropyLossConfig, train_mode};
@@ -41,7 +42,8 @@ pub struct TrainerConfig {
     /// Epochs to train (in all, counting those before a resume).
     pub epochs: usize,
     /// The run folder: `config.json`, `metrics.jsonl`, `last.safetensors`,
-    /// `best.safetensors`, `loss.svg`, `accuracy.svg`, `confusion_matrix.svg`.
+    /// `best.safetensors`, and as SVG and PNG the pictures `loss`, `accuracy`,
+    /// `confusion_matrix` (counts) and `confusion_matrix_normalized` (shares of each true class).
     pub run_dir: PathBuf,
     /// The learning-rate schedule, advanced once per batch.
     pub schedule: LrSchedule,
@@ -77,43 +79,6 @@ impl TrainerConfig {
             precision: Precision::F32,
             model: None,
             extra: serde_json::Value::Null,
-        }
-    }
-}
-
-/// One finished epoch: `metrics.jsonl` holds one of these per line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// The epoch, counted from 1.
-    pub epoch: usize,
-    /// The base learning rate at the epoch's last step.
-    #[serde(deserialize_with = "nan_if_null")]
-    pub lr: f64,
-    /// Wall time of the epoch (training and validation), seconds.
-    #[serde(deserialize_with = "nan_if_null")]
-    pub seconds: f64,
-    /// Training images per second.
-    #[serde(deserialize_with = "nan_if_null")]
-    pub images_per_second: f64,
-    /// Training metrics (of the model as it changed during the epoch).
-    pub train: EpochMetrics,
-    /// Validation metrics, when there is a validation loader.
-    pub val: Option<EpochMetrics>,
-}
-
-impl EpochRecord {
-    /// The accuracy that selects the best checkpoint: validation's, else training's.
-    pub fn score(&self) -> f64 {
-        self.val.as_ref().unwrap_or(&self.train).accuracy
-    }
-
-    /// The record with [summaries](EpochMetrics::summary) of its metrics (no per-class list, no
-    /// confusion matrix): what checkpoints keep.
-    pub fn summary(&self) -> Self {
-        Self {
-            train: self.train.summary(),
-            val: self.val.as_ref().map(EpochMetrics::summary),
-            ..*self
         }
     }
 }
@@ -557,7 +522,7 @@ impl Trainer {
         run.position.epoch += 1;
         run.position.batch = 0;
         self.append_metrics(&record)?;
-        write_confusion(&self.path("confusion_matrix.svg"), &record, classes)?;
+        write_confusion(&self.config.run_dir, &record, classes)?;
         if classes.len() > FULL_RECORD_CLASSES {
             run.history.push(record.summary());
         } else {
@@ -666,20 +631,14 @@ impl Trainer {
         };
         let (train_loss, val_loss) = series(|m| m.loss as f64);
         let (train_acc, val_acc) = series(|m| m.accuracy);
-        let pictures = [
-            (
-                "loss.svg",
-                curves_svg("loss", &[("train", train_loss), ("val", val_loss)]),
-            ),
-            (
-                "accuracy.svg",
-                curves_svg("accuracy", &[("train", train_acc), ("val", val_acc)]),
-            ),
-        ];
-        for (name, svg) in pictures {
-            write_atomically(&self.path(name), svg.as_bytes())?;
-        }
-        Ok(())
+        Curves::new("loss", "cross-entropy")
+            .with_series("train", &train_loss)
+            .with_series("val", &val_loss)
+            .save(&self.config.run_dir, "loss")?;
+        Curves::new("accuracy", "fraction of images right")
+            .with_series("train", &train_acc)
+            .with_series("val", &val_acc)
+            .save(&self.config.run_dir, "accuracy")
     }
 }
 
@@ -749,10 +708,22 @@ fn list_classes(classes: &[String]) -> String {
     text + "]"
 }
 
-fn write_confusion(path: &std::path::Path, record: &EpochRecord, classes: &[String]) -> Result<()> {
+/// The epoch's confusion matrix (validation's, else training's) as `confusion_matrix.*`
+/// (counts) and `confusion_matrix_normalized.*` (shares of each true class).
+fn write_confusion(
+    folder: &std::path::Path,
+    record: &EpochRecord,
+    classes: &[String],
+) -> Result<()> {
     let metrics = record.val.as_ref().unwrap_or(&record.train);
-    let svg = confusion_svg(&metrics.confusion, classes);
-    write_atomically(path, svg.as_bytes())
+    let views = [
+        (ConfusionView::Counts, "confusion_matrix"),
+        (ConfusionView::Normalized, "confusion_matrix_normalized"),
+    ];
+    for (view, stem) in views {
+        ConfusionPicture::new(&metrics.confusion, classes, view).save(folder, stem)?;
+    }
+    Ok(())
 }
 
 fn first_device<M: Module>(model: &M) -> burn::tensor::Device {

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
 
-use super::state_dict::{Dtype, RawTensor, StateDict};
+use super::raw::{Dtype, RawTensor};
+use super::state_dict::StateDict;
 use crate::error::ShapeMismatch;
 use crate::{Error, Result};
 

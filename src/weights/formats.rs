@@ -5,7 +5,7 @@ use std::path::Path;
 
 use safetensors::{Dtype as StDtype, SafeTensors, tensor::TensorView};
 
-use super::state_dict::{Dtype, RawTensor};
+use super::raw::{Dtype, RawTensor};
 use crate::{Error, Result};
 
 type Tensors = BTreeMap<String, RawTensor>;

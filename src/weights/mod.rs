@@ -26,6 +26,7 @@
 mod apply;
 mod formats;
 pub mod hub;
+mod raw;
 mod state_dict;
 
 pub(crate) use crate::atomic::write_atomically;
@@ -34,4 +35,5 @@ pub use apply::{
     LoadOptions, LoadReport, load_file, load_state_dict, num_parameters, parameter_shapes,
     state_dict,
 };
-pub use state_dict::{Dtype, RawTensor, StateDict};
+pub use raw::{Dtype, RawTensor};
+pub use state_dict::StateDict;
