@@ -137,13 +137,19 @@ def timed(command, env=None):
     return wall, out.stdout
 
 
+def example_binary(name):
+    """The release build of an example, in $CARGO_TARGET_DIR if set (as cargo builds it)."""
+    target = os.environ.get("CARGO_TARGET_DIR",
+                            os.path.join(os.path.dirname(__file__), "..", "target"))
+    return os.path.join(target, "release", "examples", name)
+
+
 def seed_script(args):
     root = "/tmp/ferrovision-bench-digits"
     generate_digits(root)
     subprocess.run(["cargo", "build", "--quiet", "--release", "--example", "train_loop"],
                    check=True)
-    binary = os.path.join(os.path.dirname(__file__), "..", "target", "release", "examples",
-                          "train_loop")
+    binary = example_binary("train_loop")
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
     common = ["--data", root, "--weights", os.path.join(root, "resnet18.pth"), "--epochs",
               str(args.epochs), "--batch-size", "64", "--workers", "2"]
@@ -190,8 +196,7 @@ def main():
     # its peak (Linux keeps the high-water mark across exec), which would blur the comparison.
     subprocess.run(["cargo", "build", "--quiet", "--release", "--example", "model_throughput"],
                    check=True)
-    binary = os.path.join(os.path.dirname(__file__), "..", "target", "release", "examples",
-                          "model_throughput")
+    binary = example_binary("model_throughput")
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
     peak, assumed = peak_gflops(args.threads)
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {args.threads} threads; "

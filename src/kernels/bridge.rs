@@ -20,7 +20,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, Tensor};
 
 use super::adam::{self, Moments};
-use super::conv::{self, ConvGeometry};
+use super::conv;
+use super::geometry::ConvGeometry;
 use super::host::Host;
 use super::norm::{self, BatchStats, NormShape};
 use super::pool::{self, PoolGeometry};

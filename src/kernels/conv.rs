@@ -18,6 +18,11 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::geometry::ConvGeometry;
+use super::matmul::{Operand, Threads, matmul};
+use super::scratch;
+use super::winograd;
+
 /// Columns a chunk aims for: enough for the widest gemm kernels and both threads. (Tiny in unit
 /// tests, so their small shapes take every path.)
 const MIN_COLUMNS: usize = if cfg!(test) { 16 } else { 512 };
@@ -29,78 +34,7 @@ const MAX_CHUNK_FLOATS: usize = if cfg!(test) { 1 << 12 } else { 1 << 20 };
 const TABLE_MAX_WIDTH: usize = 8;
 /// Marks a padding pixel in a source table.
 const PADDING: u32 = u32::MAX;
-/// Output pixels an image from which a stride-1 convolution takes its input gradient as a
-/// convolution (ResNet's layer1 from 64 px inputs, layer1 and layer2 at 224). (Small in unit
-/// tests, so their shapes take both paths.)
-const TRANSPOSED_MIN_PIXELS: usize = if cfg!(test) { 16 } else { 256 };
-/// Multiply-adds from which a gemm is split across threads.
-const PARALLEL_FLOPS: usize = 1 << 21;
-
-/// Shape of one 2-D convolution with a single group, NCHW input and `[c_out, c_in, kh, kw]`
-/// weight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ConvGeometry {
-    pub batch: usize,
-    pub in_channels: usize,
-    pub in_size: [usize; 2],
-    pub out_channels: usize,
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
-    pub padding: [usize; 2],
-    pub dilation: [usize; 2],
-}
-
 impl ConvGeometry {
-    /// Output height and width (PyTorch's floor formula); `None` when the kernel does not fit.
-    pub fn out_size(&self) -> Option<[usize; 2]> {
-        let side = |d: usize| {
-            let span = self.dilation[d] * (self.kernel[d] - 1) + 1;
-            let padded = self.in_size[d] + 2 * self.padding[d];
-            (padded >= span).then(|| (padded - span) / self.stride[d] + 1)
-        };
-        Some([side(0)?, side(1)?])
-    }
-
-    /// The convolution whose output is this one's input gradient, for stride 1 and dilation 1
-    /// with padding under the kernel size: the output gradient `[batch, c_out, h_out, w_out]`
-    /// convolved with [`flip_transpose`]d weights and padding `k - 1 - p` gives
-    /// `[batch, c_in, h, w]`. `None` for other convolutions (their gradient is scattered).
-    fn input_gradient_geometry(&self) -> Option<ConvGeometry> {
-        let unit = self.stride == [1, 1] && self.dilation == [1, 1];
-        let fits = (0..2).all(|d| self.padding[d] < self.kernel[d]);
-        // Small maps keep the scatter: there chunks of whole images give the wider gemms.
-        let large = self
-            .out_size()
-            .is_some_and(|[h, w]| h * w >= TRANSPOSED_MIN_PIXELS);
-        if !(unit && fits && large && self.kernel != [1, 1]) {
-            return None;
-        }
-        let gt = ConvGeometry {
-            batch: self.batch,
-            in_channels: self.out_channels,
-            in_size: self.out_size()?,
-            out_channels: self.in_channels,
-            kernel: self.kernel,
-            stride: [1, 1],
-            padding: [
-                self.kernel[0] - 1 - self.padding[0],
-                self.kernel[1] - 1 - self.padding[1],
-            ],
-            dilation: [1, 1],
-        };
-        (gt.out_size()? == self.in_size).then_some(gt)
-    }
-
-    /// Values in one patch: a row of the weight matrix.
-    fn patch_len(&self) -> usize {
-        self.in_channels * self.kernel[0] * self.kernel[1]
-    }
-
-    fn out_pixels(&self) -> usize {
-        let [h, w] = self.out_size().expect("checked by the caller");
-        h * w
-    }
-
     /// For each kernel tap `(i, j)` and output pixel, the input pixel it reads within one
     /// plane, or [`PADDING`]: `[kh·kw, P]`, row-major. `None` for wide outputs, which copy rows.
     fn source_table(&self) -> Option<Vec<u32>> {
@@ -176,8 +110,18 @@ impl Chunk {
 }
 
 /// The convolution of `x` (`[batch, c_in, h, w]`) with `weight` (`[c_out, c_in, kh, kw]`),
-/// without bias, as `[batch, c_out, h_out, w_out]`.
+/// without bias, as `[batch, c_out, h_out, w_out]`: Winograd's F(2x2, 3x3) for the stride-1
+/// 3x3 convolutions, else im2col.
 pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    if winograd::applies(g) {
+        winograd::forward(g, x, weight)
+    } else {
+        forward_im2col(g, x, weight)
+    }
+}
+
+/// [`forward`] as im2col and one gemm per chunk of output columns.
+fn forward_im2col(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, p, c_out) = (g.patch_len(), g.out_pixels(), g.out_channels);
     let w_out = g.out_size().expect("checked by the caller")[1];
     let table = g.source_table();
@@ -201,10 +145,18 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
             if chunk.images.len() == 1 {
                 // One image: the product lands in NCHW order, its rows P apart.
                 let dst = &mut out[start + chunk.pixels(w_out).start..];
-                matmul(dst, p, w, patches, [c_out, width, k], false);
+                matmul(dst, p, w, patches, [c_out, width, k], false, Threads::Auto);
             } else {
                 product.resize(c_out * width, 0.0);
-                matmul(product, width, w, patches, [c_out, width, k], false);
+                matmul(
+                    product,
+                    width,
+                    w,
+                    patches,
+                    [c_out, width, k],
+                    false,
+                    Threads::Auto,
+                );
                 scatter_images(product, &mut out[start..], chunk.images.len(), c_out, p);
             }
         }
@@ -274,7 +226,15 @@ pub(crate) fn backward(
                     stride: width,
                     transposed: true,
                 };
-                matmul(grad_w, k, dy, patches, [c_out, k, width], n > 0);
+                matmul(
+                    grad_w,
+                    k,
+                    dy,
+                    patches,
+                    [c_out, k, width],
+                    n > 0,
+                    Threads::Auto,
+                );
             }
             if let Some(grad_x) = grad_x.as_mut().filter(|_| scatter_input) {
                 grad_cols.resize(k * width, 0.0);
@@ -284,7 +244,15 @@ pub(crate) fn backward(
                     stride: k,
                     transposed: true,
                 };
-                matmul(grad_cols, width, w, dy, [k, width, c_out], false);
+                matmul(
+                    grad_cols,
+                    width,
+                    w,
+                    dy,
+                    [k, width, c_out],
+                    false,
+                    Threads::Auto,
+                );
                 col2im(g, grad_cols, &chunk, table.as_deref(), grad_x);
             }
         }
@@ -327,85 +295,7 @@ thread_local! {
 impl Scratch {
     /// Runs `f` with this thread's buffers (empty ones the first time), and keeps them after.
     fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
-        let mut scratch = SCRATCH.with(std::cell::Cell::take).unwrap_or_default();
-        let result = f(&mut scratch);
-        // Gone only while the thread itself is exiting; the buffers are then simply freed.
-        let _ = SCRATCH.try_with(|cell| cell.set(Some(scratch)));
-        result
-    }
-}
-
-/// A row-major matrix in a slice, rows `stride` apart, used as stored or transposed.
-#[derive(Clone, Copy)]
-struct Operand<'a> {
-    values: &'a [f32],
-    stride: usize,
-    transposed: bool,
-}
-
-impl Operand<'_> {
-    /// (column stride, row stride) of the `[rows, cols]` matrix this operand stands for, as
-    /// gemm takes them, after checking the slice holds it.
-    fn strides(&self, rows: usize, cols: usize) -> (isize, isize) {
-        let (stored_rows, stored_cols) = if self.transposed {
-            (cols, rows)
-        } else {
-            (rows, cols)
-        };
-        assert!(
-            stored_cols <= self.stride
-                && self.values.len() >= (stored_rows - 1) * self.stride + stored_cols
-        );
-        let stride = self.stride as isize;
-        if self.transposed {
-            (stride, 1)
-        } else {
-            (1, stride)
-        }
-    }
-}
-
-/// `dst[m, n] (+)= lhs[m, depth] · rhs[depth, n]`, `dst` rows `dst_stride` apart; accumulates
-/// into `dst` when `accumulate`.
-fn matmul(
-    dst: &mut [f32],
-    dst_stride: usize,
-    lhs: Operand<'_>,
-    rhs: Operand<'_>,
-    [m, n, depth]: [usize; 3],
-    accumulate: bool,
-) {
-    assert!(n <= dst_stride && dst.len() >= (m - 1) * dst_stride + n);
-    let (lhs_cs, lhs_rs) = lhs.strides(m, depth);
-    let (rhs_cs, rhs_rs) = rhs.strides(depth, n);
-    let parallelism = if m * n * depth >= PARALLEL_FLOPS {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the asserts above keep every index the strides reach inside the three slices.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            depth,
-            dst.as_mut_ptr(),
-            1,
-            dst_stride as isize,
-            accumulate,
-            lhs.values.as_ptr(),
-            lhs_cs,
-            lhs_rs,
-            rhs.values.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+        scratch::with(&SCRATCH, f)
     }
 }
 
@@ -627,11 +517,11 @@ fn gather_images(grad: &[f32], out: &mut [f32], images: usize, channels: usize, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// The convolution by its definition, one multiply-add at a time.
-    fn naive(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+    pub(in crate::kernels) fn naive(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
         let [ho, wo] = g.out_size().unwrap();
         let [h, wi] = g.in_size;
         let [kh, kw] = g.kernel;
@@ -666,7 +556,7 @@ mod tests {
         out
     }
 
-    fn values(n: usize, seed: u32) -> Vec<f32> {
+    pub(in crate::kernels) fn values(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
             .map(|i| {
                 ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32
@@ -702,7 +592,7 @@ mod tests {
         ]
     }
 
-    fn assert_close(actual: &[f32], expected: &[f32], what: &str) {
+    pub(in crate::kernels) fn assert_close(actual: &[f32], expected: &[f32], what: &str) {
         assert_eq!(actual.len(), expected.len(), "{what}: length");
         for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
             assert!(
@@ -744,7 +634,10 @@ mod tests {
         for g in geometries() {
             let x = values(g.batch * g.in_channels * g.in_size[0] * g.in_size[1], 1);
             let w = values(g.out_channels * g.patch_len(), 2);
-            assert_close(&forward(&g, &x, &w), &naive(&g, &x, &w), &format!("{g:?}"));
+            let expected = naive(&g, &x, &w);
+            assert_close(&forward(&g, &x, &w), &expected, &format!("{g:?}"));
+            // The 3x3 stride-1 shapes above go through Winograd; im2col takes them all too.
+            assert_close(&forward_im2col(&g, &x, &w), &expected, &format!("{g:?}"));
         }
     }
 

@@ -16,11 +16,19 @@ mod bridge;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod conv;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
+mod geometry;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 mod host;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod matmul;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod norm;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod pool;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod scratch;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod winograd;
 
 /// `bridge::$op::<Host>(args)` on each compiled CPU host in turn: the first that holds the
 /// tensors answers `Some`, and `None` when none does.
@@ -40,7 +48,8 @@ use burn::tensor::Tensor;
 use burn::tensor::module::BatchNormTrainOutput;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 
-/// `torch.nn.functional.conv2d`: Burn's `conv2d`, or our im2col kernel on the CPU devices for `f32`
+/// `torch.nn.functional.conv2d`: Burn's `conv2d`, or our kernel (Winograd F(2x2, 3x3) for stride-1
+/// 3x3 convolutions, im2col for the others) on the CPU devices for `f32`
 /// tensors with one group.
 ///
 /// # Shapes
@@ -176,10 +185,10 @@ fn geometry(
     x: &Tensor<4>,
     weight: &Tensor<4>,
     options: &ConvOptions<2>,
-) -> Option<conv::ConvGeometry> {
+) -> Option<geometry::ConvGeometry> {
     let [batch, in_channels, h, w] = x.dims();
     let [out_channels, weight_in, kh, kw] = weight.dims();
-    let g = conv::ConvGeometry {
+    let g = geometry::ConvGeometry {
         batch,
         in_channels,
         in_size: [h, w],

@@ -1,0 +1,72 @@
+//! The shape of one 2-D convolution, shared by the im2col and Winograd kernels.
+
+/// Output pixels an image from which a stride-1 convolution takes its input gradient as a
+/// convolution (ResNet's layer1 from 64 px inputs, layer1 and layer2 at 224). (Small in unit
+/// tests, so their shapes take both paths.)
+const TRANSPOSED_MIN_PIXELS: usize = if cfg!(test) { 16 } else { 256 };
+
+/// Shape of one 2-D convolution with a single group, NCHW input and `[c_out, c_in, kh, kw]`
+/// weight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConvGeometry {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub in_size: [usize; 2],
+    pub out_channels: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl ConvGeometry {
+    /// Output height and width (PyTorch's floor formula); `None` when the kernel does not fit.
+    pub fn out_size(&self) -> Option<[usize; 2]> {
+        let side = |d: usize| {
+            let span = self.dilation[d] * (self.kernel[d] - 1) + 1;
+            let padded = self.in_size[d] + 2 * self.padding[d];
+            (padded >= span).then(|| (padded - span) / self.stride[d] + 1)
+        };
+        Some([side(0)?, side(1)?])
+    }
+
+    /// The convolution whose output is this one's input gradient, for stride 1 and dilation 1
+    /// with padding under the kernel size: the output gradient `[batch, c_out, h_out, w_out]`
+    /// convolved with the flipped, transposed weights (`conv.rs`) and padding `k - 1 - p` gives
+    /// `[batch, c_in, h, w]`. `None` for other convolutions (their gradient is scattered).
+    pub fn input_gradient_geometry(&self) -> Option<ConvGeometry> {
+        let unit = self.stride == [1, 1] && self.dilation == [1, 1];
+        let fits = (0..2).all(|d| self.padding[d] < self.kernel[d]);
+        // Small maps keep the scatter: there chunks of whole images give the wider gemms.
+        let large = self
+            .out_size()
+            .is_some_and(|[h, w]| h * w >= TRANSPOSED_MIN_PIXELS);
+        if !(unit && fits && large && self.kernel != [1, 1]) {
+            return None;
+        }
+        let gt = ConvGeometry {
+            batch: self.batch,
+            in_channels: self.out_channels,
+            in_size: self.out_size()?,
+            out_channels: self.in_channels,
+            kernel: self.kernel,
+            stride: [1, 1],
+            padding: [
+                self.kernel[0] - 1 - self.padding[0],
+                self.kernel[1] - 1 - self.padding[1],
+            ],
+            dilation: [1, 1],
+        };
+        (gt.out_size()? == self.in_size).then_some(gt)
+    }
+
+    /// Values in one patch: a row of the weight matrix.
+    pub fn patch_len(&self) -> usize {
+        self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+
+    pub fn out_pixels(&self) -> usize {
+        let [h, w] = self.out_size().expect("checked by the caller");
+        h * w
+    }
+}
