@@ -59,6 +59,22 @@ impl<'a> Curves<'a> {
         longest.unwrap_or(0).max(1) as u32
     }
 
+    /// Where the legend hides no line: the lower right corner when the series end in the upper
+    /// half of the axis (a rising accuracy), else the upper right (a falling loss).
+    fn legend_corner(&self, lo: f64, hi: f64) -> SeriesLabelPosition {
+        let ends: Vec<f64> = self
+            .series
+            .iter()
+            .filter_map(|(_, v)| v.iter().rev().find(|v| v.is_finite()).copied())
+            .collect();
+        let mean = ends.iter().sum::<f64>() / ends.len().max(1) as f64;
+        if !ends.is_empty() && (mean - lo) / (hi - lo) > 0.5 {
+            SeriesLabelPosition::LowerRight
+        } else {
+            SeriesLabelPosition::UpperRight
+        }
+    }
+
     /// The value axis: from 0 (or the lowest value, if negative) to a little above the
     /// highest finite value.
     fn value_range(&self) -> (f64, f64) {
@@ -142,7 +158,7 @@ impl Draw for Curves<'_> {
         if drawn > 0 {
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(self.legend_corner(lo, hi))
                 .label_font((FONT, 14))
                 .background_style(WHITE.mix(0.9))
                 .border_style(BLACK.mix(0.4))
@@ -178,6 +194,20 @@ mod tests {
         let segments = finite_segments(&[1.0, f64::NAN, 2.0, 3.0, f64::INFINITY]);
         assert_eq!(segments, vec![vec![(1, 1.0)], vec![(3, 2.0), (4, 3.0)]]);
         assert!(finite_segments(&[f64::NAN]).is_empty());
+    }
+
+    #[test]
+    fn the_legend_goes_where_the_lines_do_not_end() {
+        let (rising, falling) = ([0.3, 0.8, 0.95], [2.0, 1.0, 0.3]);
+        let accuracy = Curves::new("accuracy", "fraction").with_series("val", &rising);
+        let (lo, hi) = accuracy.value_range();
+        assert_eq!(
+            accuracy.legend_corner(lo, hi),
+            SeriesLabelPosition::LowerRight
+        );
+        let loss = Curves::new("loss", "cross-entropy").with_series("train", &falling);
+        let (lo, hi) = loss.value_range();
+        assert_eq!(loss.legend_corner(lo, hi), SeriesLabelPosition::UpperRight);
     }
 
     #[test]
