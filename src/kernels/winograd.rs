@@ -9,8 +9,11 @@
 //! `M_ξ[c_out, tiles] = U_ξ[c_out, c_in] · V_ξ[c_in, tiles]`
 //!
 //! with `U = G g Gᵀ` (weights, transformed once per call) and `V = Bᵀ d B` (input tiles). The
-//! tiles are cut into chunks of whole tile rows, a few per thread, each transformed, multiplied
-//! and transformed back by one thread while its matrices are in cache.
+//! tiles are cut into chunks of whole tile rows, each transformed, multiplied and transformed
+//! back while its matrices are in cache: two or more chunks per thread side by side when the
+//! batch has the tiles for them, else one chunk after another with each step spread over the
+//! threads (ResNet's late layers: few tiles, many channels). Where a batch has fewer tiles than
+//! output channels, [`applies`] leaves the convolution to im2col.
 //!
 //! In `f32` the transforms' sums add rounding of the order of the inputs' own (the matrices'
 //! entries are 0, ±1 and ±1/2); the unit tests hold it to the im2col kernel's tolerance.
