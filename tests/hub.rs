@@ -50,17 +50,44 @@ fn files_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// A file server holding `len` seeded bytes under their torch hub name, with the file's URL
+/// and an empty cache folder named after `test`.
+struct Served {
+    server: Server,
+    bytes: Vec<u8>,
+    name: String,
+    url: String,
+    cache: PathBuf,
+}
+
+fn serve(len: usize, seed: u64, test: &str) -> Served {
+    let server = Server::start();
+    let bytes = payload(len, seed);
+    let name = hub_name("tiny", &bytes);
+    server.put(&name, bytes.clone());
+    let url = server.url(&name);
+    Served {
+        server,
+        bytes,
+        name,
+        url,
+        cache: common::temp_dir(test),
+    }
+}
+
 fn quiet(cache: &Path) -> Fetch {
     Fetch::new().with_cache_dir(cache).with_progress(false)
 }
 
 #[test]
 fn a_download_lands_in_the_cache_and_the_second_fetch_makes_no_request() {
-    let server = Server::start();
-    let bytes = payload(3 << 20, 1);
-    let name = hub_name("tiny", &bytes);
-    server.put(&name, bytes.clone());
-    let cache = common::temp_dir("hub-download");
+    let Served {
+        server,
+        bytes,
+        name,
+        cache,
+        ..
+    } = serve(3 << 20, 1, "hub-download");
 
     let path = quiet(&cache).fetch(&server.url(&name)).unwrap();
     assert_eq!(path, cache.join(&name));
@@ -147,12 +174,13 @@ fn a_server_error_names_the_url_and_the_cache_path_and_leaves_nothing() {
 
 #[test]
 fn an_interrupted_transfer_resumes_where_it_stopped() {
-    let server = Server::start();
-    let bytes = payload(3 << 20, 4);
-    let name = hub_name("tiny", &bytes);
-    server.put(&name, bytes.clone());
-    let cache = common::temp_dir("hub-resume");
-    let url = server.url(&name);
+    let Served {
+        server,
+        bytes,
+        name,
+        url,
+        cache,
+    } = serve(3 << 20, 4, "hub-resume");
 
     let cut = (1 << 20) + 12_345;
     server.behave(Behaviour::CutAfter(cut));
@@ -185,12 +213,13 @@ fn an_interrupted_transfer_resumes_where_it_stopped() {
 
 #[test]
 fn a_server_that_cannot_resume_gets_a_clean_restart() {
-    let server = Server::start();
-    let bytes = payload(2 << 20, 5);
-    let name = hub_name("tiny", &bytes);
-    server.put(&name, bytes.clone());
-    let cache = common::temp_dir("hub-restart");
-    let url = server.url(&name);
+    let Served {
+        server,
+        bytes,
+        url,
+        cache,
+        ..
+    } = serve(2 << 20, 5, "hub-restart");
 
     server.behave(Behaviour::CutAfter(700_000));
     assert!(quiet(&cache).fetch(&url).is_err());

@@ -67,35 +67,37 @@ fn shape_fits(g: &ConvGeometry) -> bool {
 pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     debug_assert!(shape_fits(g));
     let tiling = Tiling::new(g);
-    let mut u = WEIGHTS.with(Cell::take);
-    transform_weights(weight, g.out_channels, g.in_channels, &mut u);
-    let mut out = vec![0.0f32; g.batch * g.out_channels * tiling.out[0] * tiling.out[1]];
-    let target = SharedOut(out.as_mut_ptr());
-    let plan = tiling.plan(g.in_channels, rayon::current_num_threads(), g.batch);
-    let chunk = |rows: Range<usize>, parallel: bool| {
-        Scratch::with(|scratch| {
-            let step = Step {
-                g,
-                tiling: &tiling,
-                rows,
-                parallel,
-            };
-            step.transform_input(x, &mut scratch.v);
-            step.multiply(&u, scratch);
-            // SAFETY: a chunk writes only the output rows of its own tile rows (two per tile
-            // row, of its own images): no two chunks write the same float, and `out`
-            // outlives the loops.
-            unsafe { step.transform_output(&scratch.m, &target) };
-        })
-    };
-    if plan.parallel_chunks {
-        plan.chunks
-            .into_par_iter()
-            .for_each(|rows| chunk(rows, false));
-    } else {
-        plan.chunks.into_iter().for_each(|rows| chunk(rows, true));
-    }
-    out
+    scratch::with(&WEIGHTS, |u| {
+        transform_weights(weight, g.out_channels, g.in_channels, u);
+        let u: &[f32] = u;
+        let mut out = vec![0.0f32; g.batch * g.out_channels * tiling.out[0] * tiling.out[1]];
+        let target = SharedOut(out.as_mut_ptr());
+        let plan = tiling.plan(g.in_channels, rayon::current_num_threads(), g.batch);
+        let chunk = |rows: Range<usize>, parallel: bool| {
+            Scratch::with(|scratch| {
+                let step = Step {
+                    g,
+                    tiling: &tiling,
+                    rows,
+                    parallel,
+                };
+                step.transform_input(x, &mut scratch.v);
+                step.multiply(u, scratch);
+                // SAFETY: a chunk writes only the output rows of its own tile rows (two per
+                // tile row, of its own images): no two chunks write the same float, and `out`
+                // outlives the loops.
+                unsafe { step.transform_output(&scratch.m, &target) };
+            })
+        };
+        if plan.parallel_chunks {
+            plan.chunks
+                .into_par_iter()
+                .for_each(|rows| chunk(rows, false));
+        } else {
+            plan.chunks.into_iter().for_each(|rows| chunk(rows, true));
+        }
+        out
+    })
 }
 
 /// How the output is cut into 2x2 tiles.
@@ -450,7 +452,7 @@ thread_local! {
     static SCRATCH: Cell<Option<Scratch>> = const { Cell::new(None) };
     /// The calling thread's transformed weights, kept between calls like [`Scratch`] (16 MiB
     /// for ResNet's last layers: fresh, they cost as much in page faults as the transform).
-    static WEIGHTS: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static WEIGHTS: Cell<Option<Vec<f32>>> = const { Cell::new(None) };
 }
 
 impl Scratch {

@@ -52,6 +52,8 @@ pub struct ConfusionPicture<'a> {
     classes: &'a [String],
     view: ConfusionView,
     title: String,
+    /// Past [`MATRIX_CLASSES`], the confusions drawn as bars ([`top_confusions`]), found once.
+    bars: Vec<(u64, usize, usize)>,
 }
 
 impl<'a> ConfusionPicture<'a> {
@@ -73,11 +75,17 @@ impl<'a> ConfusionPicture<'a> {
                 ConfusionView::Normalized => "confusion matrix (% of each true class)".to_string(),
             }
         };
+        let bars = if matrix.len() > MATRIX_CLASSES {
+            top_confusions(matrix)
+        } else {
+            Vec::new()
+        };
         Self {
             matrix,
             classes,
             view,
             title,
+            bars,
         }
     }
 
@@ -247,28 +255,6 @@ impl<'a> ConfusionPicture<'a> {
         Ok(())
     }
 
-    /// The [`TOP_CONFUSIONS`] largest off-diagonal cells as `(count, true, predicted)`, the
-    /// largest first; memory O(rows) whatever the number of classes.
-    fn top_confusions(&self) -> Vec<(u64, usize, usize)> {
-        let mut top = BinaryHeap::with_capacity(TOP_CONFUSIONS + 1);
-        for (i, row) in self.matrix.iter().enumerate() {
-            for (j, &count) in row.iter().enumerate() {
-                if i != j && count > 0 {
-                    top.push(Reverse((count, Reverse(i), Reverse(j))));
-                    if top.len() > TOP_CONFUSIONS {
-                        top.pop();
-                    }
-                }
-            }
-        }
-        let mut rows: Vec<_> = top
-            .into_iter()
-            .map(|Reverse((count, Reverse(i), Reverse(j)))| (count, i, j))
-            .collect();
-        rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        rows
-    }
-
     fn bar_label(&self, i: usize, j: usize) -> String {
         format!("{} → {}", self.name(i), self.name(j))
     }
@@ -291,8 +277,8 @@ impl<'a> ConfusionPicture<'a> {
         &self,
         area: &DrawingArea<DB, Shift>,
     ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-        let rows = self.top_confusions();
-        let (left, width, _) = self.bars_layout(&rows);
+        let rows = &self.bars;
+        let (left, width, _) = self.bars_layout(rows);
         self.draw_title(area, width)?;
         let label = (FONT, LABEL_SIZE).into_font().color(&BLACK);
         let largest = rows.first().map_or(1, |r| r.0).max(1) as f64;
@@ -349,7 +335,7 @@ impl Draw for ConfusionPicture<'_> {
 
     fn size(&self) -> (u32, u32) {
         if self.matrix.len() > MATRIX_CLASSES {
-            let (_, width, height) = self.bars_layout(&self.top_confusions());
+            let (_, width, height) = self.bars_layout(&self.bars);
             (width, height)
         } else {
             let layout = self.layout();
@@ -368,6 +354,28 @@ impl Draw for ConfusionPicture<'_> {
             self.draw_matrix(area)
         }
     }
+}
+
+/// The [`TOP_CONFUSIONS`] largest off-diagonal cells as `(count, true, predicted)`, the
+/// largest first; memory O(rows) whatever the number of classes.
+fn top_confusions(matrix: &[Vec<u64>]) -> Vec<(u64, usize, usize)> {
+    let mut top = BinaryHeap::with_capacity(TOP_CONFUSIONS + 1);
+    for (i, row) in matrix.iter().enumerate() {
+        for (j, &count) in row.iter().enumerate() {
+            if i != j && count > 0 {
+                top.push(Reverse((count, Reverse(i), Reverse(j))));
+                if top.len() > TOP_CONFUSIONS {
+                    top.pop();
+                }
+            }
+        }
+    }
+    let mut rows: Vec<_> = top
+        .into_iter()
+        .map(|Reverse((count, Reverse(i), Reverse(j)))| (count, i, j))
+        .collect();
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    rows
 }
 
 /// The colour `shade` of the way from white to [`FULL`].
@@ -393,10 +401,8 @@ mod tests {
     #[test]
     fn the_largest_confusions_come_first_and_the_diagonal_is_left_out() {
         let matrix = vec![vec![9, 1, 3], vec![2, 9, 0], vec![3, 0, 9]];
-        let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let picture = ConfusionPicture::new(&matrix, &names, ConfusionView::Counts);
         assert_eq!(
-            picture.top_confusions(),
+            top_confusions(&matrix),
             vec![(3, 0, 2), (3, 2, 0), (2, 1, 0), (1, 0, 1)]
         );
     }

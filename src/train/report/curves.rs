@@ -136,10 +136,11 @@ impl Draw for Curves<'_> {
         let mut drawn = 0;
         for (k, (name, values)) in self.series.iter().enumerate() {
             let color = COLORS[k % COLORS.len()];
-            for segment in finite_segments(values) {
-                chart.draw_series(LineSeries::new(segment, color.stroke_width(2)))?;
+            let segments = finite_segments(values);
+            for segment in &segments {
+                chart.draw_series(LineSeries::new(segment.clone(), color.stroke_width(2)))?;
             }
-            let points: Vec<(u32, f64)> = finite_segments(values).into_iter().flatten().collect();
+            let points: Vec<(u32, f64)> = segments.into_iter().flatten().collect();
             if points.is_empty() {
                 continue;
             }
