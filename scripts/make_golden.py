@@ -36,6 +36,20 @@ def backward_with(out, case, store):
     store[f"{case}.out"] = out.detach()
 
 
+def conv_case(name, c, s):
+    """One torch.nn.Conv2d case: input, weights, output and gradients under `name.`."""
+    conv = torch.nn.Conv2d(c["inp"][1], c["out_ch"], c["k"], c["stride"], c["pad"], c["dil"], c["groups"], c["bias"])
+    x = rand(*c["inp"]).requires_grad_()
+    backward_with(conv(x), name, s)
+    s[f"{name}.x"] = x.detach()
+    s[f"{name}.weight"] = conv.weight.detach()
+    s[f"{name}.grad_x"] = x.grad
+    s[f"{name}.grad_weight"] = conv.weight.grad
+    if c["bias"]:
+        s[f"{name}.bias"] = conv.bias.detach()
+        s[f"{name}.grad_bias"] = conv.bias.grad
+
+
 def layers():
     s = {}
     # torch.nn.Conv2d(in, out, kernel, stride, padding, dilation, groups, bias)
@@ -45,16 +59,7 @@ def layers():
         "conv_stem": dict(inp=(1, 3, 32, 32), out_ch=16, k=(7, 7), stride=(2, 2), pad=(3, 3), dil=(1, 1), groups=1, bias=False),
     }
     for name, c in conv_cases.items():
-        conv = torch.nn.Conv2d(c["inp"][1], c["out_ch"], c["k"], c["stride"], c["pad"], c["dil"], c["groups"], c["bias"])
-        x = rand(*c["inp"]).requires_grad_()
-        backward_with(conv(x), name, s)
-        s[f"{name}.x"] = x.detach()
-        s[f"{name}.weight"] = conv.weight.detach()
-        s[f"{name}.grad_x"] = x.grad
-        s[f"{name}.grad_weight"] = conv.weight.grad
-        if c["bias"]:
-            s[f"{name}.bias"] = conv.bias.detach()
-            s[f"{name}.grad_bias"] = conv.bias.grad
+        conv_case(name, c, s)
 
     # torch.nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode=...)
     pool_cases = {
@@ -421,6 +426,20 @@ def optim():
     save_file(s, os.path.join(OUT, "optim.safetensors"))
 
 
+def winograd():
+    """Convolutions our CPU kernel computes with Winograd's F(4x4, 3x3) (forward and input
+    gradient) and F(2x2, 3x3) (forward): see src/kernels/winograd.rs. Written last, so that the
+    random draws of the other files stay as they were."""
+    s = {}
+    cases = {
+        "conv_winograd_f4": dict(inp=(1, 8, 20, 20), out_ch=12, k=(3, 3), stride=(1, 1), pad=(1, 1), dil=(1, 1), groups=1, bias=False),
+        "conv_winograd_f2": dict(inp=(1, 8, 12, 12), out_ch=24, k=(3, 3), stride=(1, 1), pad=(1, 1), dil=(1, 1), groups=1, bias=False),
+    }
+    for name, c in cases.items():
+        conv_case(name, c, s)
+    save_file({k: v.contiguous() for k, v in s.items()}, os.path.join(OUT, "winograd.safetensors"))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     transforms()
@@ -428,5 +447,6 @@ if __name__ == "__main__":
     x = resnet()
     real_files(x)
     optim()
+    winograd()
     for name in sorted(os.listdir(OUT)):
         print(f"{name}: {os.path.getsize(os.path.join(OUT, name)) / 1e3:.0f} kB")

@@ -29,7 +29,6 @@ fn loss_of<const D: usize>(
 
 #[test]
 fn conv2d_matches_torch_forward_and_gradients() {
-    let g = Golden::open("layers");
     // torch.nn.Conv2d(in, out, kernel, stride, padding, dilation, groups, bias)
     let cases = [
         (
@@ -53,9 +52,30 @@ fn conv2d_matches_torch_forward_and_gradients() {
                 .with_bias(false),
         ),
     ];
+    check_convolutions(&Golden::open("layers"), &cases);
+}
+
+/// The shapes our CPU kernel computes with Winograd's F(4x4, 3x3) (forward and input gradient)
+/// and F(2x2, 3x3) (forward), against PyTorch on every device.
+#[test]
+fn winograd_shaped_conv2d_matches_torch() {
+    let same = |c_in, c_out| {
+        Conv2dConfig::new(c_in, c_out, [3, 3])
+            .with_padding([1, 1])
+            .with_bias(false)
+    };
+    let cases = [
+        ("conv_winograd_f4", same(8, 12)),
+        ("conv_winograd_f2", same(8, 24)),
+    ];
+    check_convolutions(&Golden::open("winograd"), &cases);
+}
+
+/// Each `(case, config)` of `g` on every device: output, input, weight and bias gradients.
+fn check_convolutions(g: &Golden, cases: &[(&str, Conv2dConfig)]) {
     for (name, device) in devices() {
         let device = device.autodiff();
-        for (case, config) in &cases {
+        for (case, config) in cases {
             let mut conv = config.init(&device);
             conv.weight = Param::from_tensor(g.tensor(&format!("{case}.weight"), &device));
             if config.bias {
@@ -64,7 +84,7 @@ fn conv2d_matches_torch_forward_and_gradients() {
                 ));
             }
             let x = g.tensor::<4>(&format!("{case}.x"), &device).require_grad();
-            let grads = loss_of(&g, name, case, conv.forward(x.clone()), &device).backward();
+            let grads = loss_of(g, name, case, conv.forward(x.clone()), &device).backward();
             g.check_grad(name, case, "grad_x", x.grad(&grads));
             g.check_grad(name, case, "grad_weight", conv.weight.val().grad(&grads));
             if let Some(bias) = &conv.bias {

@@ -110,13 +110,12 @@ impl Chunk {
 }
 
 /// The convolution of `x` (`[batch, c_in, h, w]`) with `weight` (`[c_out, c_in, kh, kw]`),
-/// without bias, as `[batch, c_out, h_out, w_out]`: Winograd's F(2x2, 3x3) for the stride-1
-/// 3x3 convolutions, else im2col.
+/// without bias, as `[batch, c_out, h_out, w_out]`: Winograd's F(4x4, 3x3) or F(2x2, 3x3) for
+/// the stride-1 3x3 convolutions, else im2col.
 pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
-    if winograd::applies(g) {
-        winograd::forward(g, x, weight)
-    } else {
-        forward_im2col(g, x, weight)
+    match winograd::choose(g) {
+        Some(variant) => winograd::forward(g, variant, x, weight),
+        None => forward_im2col(g, x, weight),
     }
 }
 

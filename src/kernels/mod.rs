@@ -48,9 +48,9 @@ use burn::tensor::Tensor;
 use burn::tensor::module::BatchNormTrainOutput;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 
-/// `torch.nn.functional.conv2d`: Burn's `conv2d`, or our kernel (Winograd F(2x2, 3x3) for stride-1
-/// 3x3 convolutions, im2col for the others) on the CPU devices for `f32`
-/// tensors with one group.
+/// `torch.nn.functional.conv2d`: Burn's `conv2d`, or our kernel (Winograd F(4x4, 3x3) or
+/// F(2x2, 3x3) for stride-1 3x3 convolutions, im2col for the others) on the CPU devices for
+/// `f32` tensors with one group.
 ///
 /// # Shapes
 /// - `x`: `[batch, c_in, h, w]`; `weight`: `[c_out, c_in / groups, kh, kw]`; `bias`: `[c_out]`
