@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use burn::tensor::{Tensor, TensorData, activation::softmax};
 use clap::Parser;
 use ferrovision::data::transforms::Compose;
-use ferrovision::models::{PretrainedWeights, ResNet, ResNetConfig, ResNetDepth};
+use ferrovision::models::{Model, PretrainedWeights, ResNetConfig, ResNetDepth};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -50,13 +50,14 @@ fn pretrained(
     name: &str,
     arch: ResNetDepth,
     device: &burn::tensor::Device,
-) -> Result<(ResNet, Vec<String>, Compose), Box<dyn std::error::Error>> {
+) -> Result<(Model, Vec<String>, Compose), Box<dyn std::error::Error>> {
     let named = PretrainedWeights::parse(name, arch)?;
     let model = ResNetConfig::new(named.depth)
         .init(device)
         .load_weights(named.fetch()?)?
         .0
         .eval();
+    let model = Model::ResNet(model);
     let classes = named.categories().iter().map(|c| c.to_string()).collect();
     Ok((model, classes, named.eval_transform()))
 }

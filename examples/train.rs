@@ -18,7 +18,7 @@ use ferrovision::data::transforms::{Compose, Normalize, RandomHorizontalFlip, Re
 use ferrovision::data::{
     DataLoader, DataLoaderConfig, OnError, ShapesConfig, train_val, write_shapes,
 };
-use ferrovision::models::{ResNetConfig, ResNetDepth};
+use ferrovision::models::Architecture;
 use ferrovision::optim::{
     AdamConfig, LrSchedule, Optimizer, SgdConfig, freeze, trainable_parameters,
 };
@@ -63,12 +63,13 @@ struct Args {
     /// classification head is replaced.
     #[arg(long)]
     weights: Option<String>,
-    /// Train only the head (fc); the backbone is frozen.
+    /// Train only the head (`fc`, or MobileNetV3's `classifier.3`); the backbone is frozen.
     #[arg(long)]
     freeze_backbone: bool,
-    /// Architecture: resnet18, resnet34, resnet50, resnet101, resnet152.
+    /// Architecture: resnet18, resnet34, resnet50, resnet101, resnet152, mobilenet_v3_large,
+    /// mobilenet_v3_small.
     #[arg(long, default_value = "resnet18")]
-    arch: ResNetDepth,
+    arch: Architecture,
     #[arg(long, default_value_t = 10)]
     epochs: usize,
     #[arg(long, default_value_t = 64, value_parser = common::batch_size)]
@@ -156,7 +157,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     // What the checkpoints record of the model, and where the validation transform comes from.
     let spec = ModelSpec {
-        depth: args.arch,
+        arch: args.arch,
         num_classes: classes.len(),
         image_size: size,
         eval_transform,
@@ -184,14 +185,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     // The model's random init comes from the device's generator: seed it, so a run repeats.
     train_device.seed(args.seed);
-    let mut model = ResNetConfig::new(spec.depth)
-        .with_num_classes(classes.len())
-        .init(&train_device);
+    let mut model = spec.arch.init(classes.len(), &train_device);
     if let Some(weights) = &args.weights {
-        model = common::Weights::parse(weights, spec.depth)?.load(model)?;
+        model = common::Weights::parse(weights, spec.arch)?.load_model(model)?;
     }
     if args.freeze_backbone {
-        model = freeze(model, |key| !key.starts_with("fc."));
+        let head = model.head_prefix();
+        model = freeze(model, |key| !key.starts_with(head));
     }
     println!(
         "model: {} ({} parameters, {} trainable), image size {size}",

@@ -177,6 +177,17 @@ def load_formula(module):
     return module
 
 
+def train_step(model, x, targets, s):
+    """Train mode (batch statistics), CrossEntropyLoss, backward: targets, logits and loss into `s`."""
+    model.train()
+    logits = model(x)
+    loss = F.cross_entropy(logits, targets)
+    loss.backward()
+    s["train.targets"] = targets.float()
+    s["train.logits"] = logits.detach()
+    s["train.loss"] = loss.detach().reshape(1)
+
+
 def resnet():
     s = {}
     x = rand(2, 3, 64, 64)
@@ -186,15 +197,7 @@ def resnet():
     model.eval()
     with torch.no_grad():
         s["eval.logits"] = model(x)
-    # train mode: batch statistics, CrossEntropyLoss, backward
-    model.train()
-    targets = torch.tensor([3, 777])
-    logits = model(x)
-    loss = F.cross_entropy(logits, targets)
-    loss.backward()
-    s["train.targets"] = targets.float()
-    s["train.logits"] = logits.detach()
-    s["train.loss"] = loss.detach().reshape(1)
+    train_step(model, x, torch.tensor([3, 777]), s)
     s["train.grad_conv1_weight"] = model.conv1.weight.grad
     s["train.grad_fc_weight"] = model.fc.weight.grad
     s["train.bn1_running_mean"] = model.bn1.running_mean.clone()
@@ -440,6 +443,30 @@ def winograd():
     save_file({k: v.contiguous() for k, v in s.items()}, os.path.join(OUT, "winograd.safetensors"))
 
 
+def mobilenet():
+    """torchvision.models.mobilenet_v3_small / _large (10 classes, dropout 0 so that training is
+    deterministic) with the shared formula's weights: eval logits of both, and small's train-mode
+    logits, loss, gradients and batch-norm statistics. Written after the others, so that their
+    random draws stay as they were."""
+    s = {}
+    x = rand(2, 3, 64, 64)
+    s["x"] = x
+    for arch in ["mobilenet_v3_small", "mobilenet_v3_large"]:
+        model = load_formula(getattr(torchvision.models, arch)(num_classes=10, dropout=0.0))
+        model.eval()
+        with torch.no_grad():
+            s[f"{arch}.eval.logits"] = model(x)
+    model = load_formula(torchvision.models.mobilenet_v3_small(num_classes=10, dropout=0.0))
+    train_step(model, x, torch.tensor([3, 7]), s)
+    params = dict(model.named_parameters())
+    for key in ["features.0.0.weight", "features.1.block.0.0.weight", "features.1.block.1.fc1.weight",
+                "features.4.block.3.0.weight", "classifier.0.bias", "classifier.3.weight"]:
+        s[f"train.grad.{key}"] = params[key].grad
+    s["train.features.0.1.running_mean"] = model.features[0][1].running_mean.clone()
+    s["train.features.0.1.running_var"] = model.features[0][1].running_var.clone()
+    save_file({k: v.contiguous() for k, v in s.items()}, os.path.join(OUT, "mobilenet_v3.safetensors"))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     transforms()
@@ -448,5 +475,6 @@ if __name__ == "__main__":
     real_files(x)
     optim()
     winograd()
+    mobilenet()
     for name in sorted(os.listdir(OUT)):
         print(f"{name}: {os.path.getsize(os.path.join(OUT, name)) / 1e3:.0f} kB")

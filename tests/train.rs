@@ -858,6 +858,7 @@ fn callbacks_see_every_batch_and_stop_early_and_the_loss_is_replaceable() {
 /// rebuilds that model with its eval transform: the same logits as the trained model.
 #[test]
 fn a_checkpoint_rebuilds_its_model_from_the_typed_spec() {
+    use ferrovision::models::Architecture;
     use ferrovision::train::{EvalTransform, ModelSpec};
     let dir = common::temp_dir("spec");
     let root = shapes(&dir, 2, 1);
@@ -867,7 +868,7 @@ fn a_checkpoint_rebuilds_its_model_from_the_typed_spec() {
     let mut config = TrainerConfig::new(1, &run);
     config.progress = ProgressStyle::Quiet;
     config.model = Some(ModelSpec {
-        depth: ResNetDepth::R18,
+        arch: Architecture::ResNet(ResNetDepth::R18),
         num_classes: 5,
         image_size: SIZE,
         eval_transform: EvalTransform::Resize,
@@ -882,7 +883,7 @@ fn a_checkpoint_rebuilds_its_model_from_the_typed_spec() {
         )
         .unwrap();
     let checkpoint = Checkpoint::load(run.join("last.safetensors")).unwrap();
-    let (rebuilt, transform) = checkpoint.resnet(&device).unwrap();
+    let (rebuilt, transform) = checkpoint.model(&device).unwrap();
     let image = image::open(&train.dataset().samples()[0].0)
         .unwrap()
         .to_rgb8();
@@ -904,10 +905,7 @@ fn a_checkpoint_rebuilds_its_model_from_the_typed_spec() {
     bare.meta.model = None;
     let path = dir.join("bare.safetensors");
     bare.save(&path).unwrap();
-    let err = Checkpoint::load(&path)
-        .unwrap()
-        .resnet(&device)
-        .unwrap_err();
+    let err = Checkpoint::load(&path).unwrap().model(&device).unwrap_err();
     assert!(matches!(err, Error::BadCheckpoint { .. }), "{err:?}");
     assert!(err.to_string().contains("bare.safetensors"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();

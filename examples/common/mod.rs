@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use burn::tensor::Device;
 use ferrovision::data::transforms::Compose;
-use ferrovision::models::{PretrainedWeights, ResNet, ResNetDepth};
+use ferrovision::models::{Architecture, Model, PretrainedWeights, ResNet};
 use ferrovision::train::{Checkpoint, EvalTransform, ModelSpec};
 
 /// The `--device` flag of the example CLIs.
@@ -45,13 +45,19 @@ pub enum Weights {
 }
 
 impl Weights {
-    /// Reads `--weights` for a model of `depth`: an existing file (or a value that looks like a
-    /// path) is a file, anything else a pretrained-weights name.
-    pub fn parse(value: &str, depth: ResNetDepth) -> Result<Self, Box<dyn std::error::Error>> {
+    /// Reads `--weights` for a model of `arch`: an existing file (or a value that looks like a
+    /// path) is a file, anything else a pretrained-weights name (ResNets have them).
+    pub fn parse(value: &str, arch: Architecture) -> Result<Self, Box<dyn std::error::Error>> {
         let path = PathBuf::from(value);
         if path.exists() || value.contains(['/', '\\']) || path.extension().is_some() {
             return Ok(Weights::File(path));
         }
+        let Architecture::ResNet(depth) = arch else {
+            return Err(format!(
+                "--weights {value}: no named weights for {arch} yet; pass torchvision's .pth file"
+            )
+            .into());
+        };
         let named = PretrainedWeights::parse(value, depth)?;
         if named.depth != depth {
             return Err(format!(
@@ -63,12 +69,25 @@ impl Weights {
         Ok(Weights::Named(named))
     }
 
-    /// Loads the weights into `model` (fetching named ones first) and says what was loaded.
-    pub fn load(&self, model: ResNet) -> ferrovision::Result<ResNet> {
-        let (path, label) = match self {
-            Weights::Named(named) => (named.fetch()?, named.name()),
+    /// The file to load (fetching named weights first) and how to name it.
+    fn file(&self) -> ferrovision::Result<(PathBuf, String)> {
+        Ok(match self {
+            Weights::Named(named) => (named.fetch()?, named.name().to_string()),
             Weights::File(path) => (path.clone(), path.display().to_string()),
-        };
+        })
+    }
+
+    /// Loads the weights into a ResNet and says what was loaded.
+    pub fn load(&self, model: ResNet) -> ferrovision::Result<ResNet> {
+        let (path, label) = self.file()?;
+        let (model, report) = model.load_weights(&path)?;
+        println!("weights: {label}: {report}");
+        Ok(model)
+    }
+
+    /// Loads the weights into a model of any architecture and says what was loaded.
+    pub fn load_model(&self, model: Model) -> ferrovision::Result<Model> {
+        let (path, label) = self.file()?;
         let (model, report) = model.load_weights(&path)?;
         println!("weights: {label}: {report}");
         Ok(model)
@@ -87,7 +106,7 @@ impl Weights {
 pub fn load_trained(
     checkpoint: &Path,
     device: &Device,
-) -> Result<(ResNet, Vec<String>, Compose), Box<dyn std::error::Error>> {
+) -> Result<(Model, Vec<String>, Compose), Box<dyn std::error::Error>> {
     let path = Checkpoint::resolve(checkpoint);
     let mut checkpoint = Checkpoint::load(&path)?;
     if checkpoint.meta.model.is_none() {
@@ -98,13 +117,13 @@ pub fn load_trained(
             _ => EvalTransform::CenterCrop,
         };
         checkpoint.meta.model = Some(ModelSpec {
-            depth: config["arch"].as_str().unwrap_or("resnet18").parse()?,
+            arch: config["arch"].as_str().unwrap_or("resnet18").parse()?,
             num_classes: checkpoint.meta.classes.len(),
             image_size: config["image_size"].as_u64().unwrap_or(224) as u32,
             eval_transform,
         });
     }
-    let (model, transform) = checkpoint.resnet(device)?;
+    let (model, transform) = checkpoint.model(device)?;
     Ok((model, checkpoint.meta.classes, transform))
 }
 

@@ -8,7 +8,7 @@ use burn::tensor::Device;
 
 use super::record::EpochRecord;
 use crate::data::transforms::{Compose, Normalize, Resize, presets};
-use crate::models::{ResNet, ResNetConfig, ResNetDepth};
+use crate::models::{Architecture, Model};
 use crate::weights::{LoadOptions, StateDict, load_state_dict};
 use crate::{Error, Result};
 
@@ -49,8 +49,10 @@ pub enum EvalTransform {
 /// `predict` and `evaluate` rebuild it without guessing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
-    /// The ResNet depth.
-    pub depth: ResNetDepth,
+    /// The architecture (`"resnet18"`, `"mobilenet_v3_small"`, ...; checkpoints written
+    /// before MobileNetV3 hold a ResNet depth under `depth`, read the same).
+    #[serde(alias = "depth")]
+    pub arch: Architecture,
     /// Classes of the head.
     pub num_classes: usize,
     /// Side of the square input the model was trained on, pixels.
@@ -200,13 +202,13 @@ impl Checkpoint {
         })
     }
 
-    /// The trained ResNet of [`CheckpointMeta::model`], its weights loaded strictly, in eval
+    /// The trained model of [`CheckpointMeta::model`], its weights loaded strictly, in eval
     /// mode on `device`, with the transform its inputs need.
     ///
     /// # Errors
     /// [`Error::BadCheckpoint`] when the checkpoint has no model spec or one that disagrees with
     /// its classes; [`Error::IncompatibleWeights`] when the weights do not fit it.
-    pub fn resnet(&self, device: &Device) -> Result<(ResNet, Compose)> {
+    pub fn model(&self, device: &Device) -> Result<(Model, Compose)> {
         let path = self.model.source_or_memory();
         let bad = |problem: String| Error::BadCheckpoint {
             path: path.clone(),
@@ -222,9 +224,7 @@ impl Checkpoint {
                 self.meta.classes.len()
             )));
         }
-        let model = ResNetConfig::new(spec.depth)
-            .with_num_classes(spec.num_classes)
-            .init(device);
+        let model = spec.arch.init(spec.num_classes, device);
         let (model, _) = load_state_dict(model, &self.model, &LoadOptions::strict())?;
         Ok((model.eval(), spec.eval_transform()))
     }

@@ -17,7 +17,7 @@ use super::progress::{Progress, ProgressStyle};
 use super::record::EpochRecord;
 use super::report::{ConfusionPicture, ConfusionView, Curves};
 use crate::data::{Batch, DataLoader, SkippedFile};
-use crate::models::ResNet;
+use crate::models::{MobileNetV3, Model, ResNet};
 use crate::nn::{CrossEntropyLossConfig, train_mode};
 use crate::optim::{LrSchedule, Optimizer};
 use crate::precision::full;
@@ -33,6 +33,18 @@ pub trait Classifier: Module + Clone {
 impl Classifier for ResNet {
     fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         ResNet::forward(self, images)
+    }
+}
+
+impl Classifier for MobileNetV3 {
+    fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        MobileNetV3::forward(self, images)
+    }
+}
+
+impl Classifier for Model {
+    fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        Model::forward(self, images)
     }
 }
 
@@ -58,7 +70,7 @@ pub struct TrainerConfig {
     #[serde(default)]
     pub precision: Precision,
     /// The model being trained, stored typed in every checkpoint so it can be rebuilt for
-    /// prediction ([`Checkpoint::resnet`]).
+    /// prediction ([`Checkpoint::model`]).
     #[serde(default)]
     pub model: Option<ModelSpec>,
     /// Anything else the program wants kept in `config.json` and the checkpoints.

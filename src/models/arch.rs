@@ -1,0 +1,211 @@
+//! Every architecture by torchvision's name, and one model type that holds any of them.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::Result;
+use crate::weights::{LoadOptions, LoadReport, load_file};
+
+use super::{MobileNetV3, MobileNetV3Arch, MobileNetV3Config, ResNet, ResNetConfig, ResNetDepth};
+
+/// An architecture, named as torchvision names its builder (`resnet18`, `mobilenet_v3_small`,
+/// ...): what `--arch` takes and what a checkpoint records.
+///
+/// ```
+/// use ferrovision::models::{Architecture, MobileNetV3Arch};
+/// let arch: Architecture = "mobilenet_v3_small".parse()?;
+/// assert_eq!(arch, Architecture::MobileNetV3(MobileNetV3Arch::Small));
+/// assert_eq!(arch.to_string(), "mobilenet_v3_small");
+/// let model = arch.init(10, &ferrovision::device::ndarray());
+/// assert_eq!(model.num_classes(), 10);
+/// # Ok::<(), ferrovision::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    /// A [`ResNet`].
+    ResNet(ResNetDepth),
+    /// A [`MobileNetV3`].
+    MobileNetV3(MobileNetV3Arch),
+}
+
+impl Architecture {
+    /// Every architecture, ResNets first.
+    pub fn all() -> Vec<Architecture> {
+        let resnets = ResNetDepth::ALL.into_iter().map(Architecture::ResNet);
+        let mobilenets = MobileNetV3Arch::ALL
+            .into_iter()
+            .map(Architecture::MobileNetV3);
+        resnets.chain(mobilenets).collect()
+    }
+
+    /// The network with torchvision's init and a head of `num_classes`, in training mode.
+    pub fn init(self, num_classes: usize, device: &Device) -> Model {
+        match self {
+            Architecture::ResNet(depth) => Model::ResNet(
+                ResNetConfig::new(depth)
+                    .with_num_classes(num_classes)
+                    .init(device),
+            ),
+            Architecture::MobileNetV3(arch) => Model::MobileNetV3(
+                MobileNetV3Config::new(arch)
+                    .with_num_classes(num_classes)
+                    .init(device),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Architecture::ResNet(depth) => depth.fmt(f),
+            Architecture::MobileNetV3(arch) => arch.fmt(f),
+        }
+    }
+}
+
+/// Parses torchvision's name of any architecture.
+impl std::str::FromStr for Architecture {
+    type Err = crate::Error;
+
+    fn from_str(name: &str) -> crate::Result<Self> {
+        Architecture::all()
+            .into_iter()
+            .find(|a| a.to_string() == name)
+            .ok_or_else(|| crate::Error::UnknownArchitecture {
+                name: name.to_string(),
+            })
+    }
+}
+
+/// Written as torchvision's name.
+impl Serialize for Architecture {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Read from torchvision's name, or from a ResNet depth as checkpoints before MobileNetV3 wrote
+/// it (`"R18"`).
+impl<'de> Deserialize<'de> for Architecture {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        let legacy = || {
+            let quoted = serde_json::Value::String(name.clone());
+            serde_json::from_value::<ResNetDepth>(quoted).ok()
+        };
+        name.parse()
+            .ok()
+            .or_else(|| legacy().map(Architecture::ResNet))
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown architecture `{name}`")))
+    }
+}
+
+/// A network of any [`Architecture`]; the variant is not part of state-dict keys, so each
+/// loads and saves torchvision's state dict of its architecture.
+#[derive(Module, Debug)]
+pub enum Model {
+    /// A [`ResNet`].
+    ResNet(ResNet),
+    /// A [`MobileNetV3`].
+    MobileNetV3(MobileNetV3),
+}
+
+impl Model {
+    /// Class scores (logits): `[batch, 3, h, w]` to `[batch, num_classes]`.
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
+        match self {
+            Model::ResNet(model) => model.forward(input),
+            Model::MobileNetV3(model) => model.forward(input),
+        }
+    }
+
+    /// Outputs of the classifier.
+    pub fn num_classes(&self) -> usize {
+        match self {
+            Model::ResNet(model) => model.num_classes(),
+            Model::MobileNetV3(model) => model.num_classes(),
+        }
+    }
+
+    /// The state-dict prefix of the classifier layer fine-tuning replaces: `fc.` or
+    /// `classifier.3.`.
+    pub fn head_prefix(&self) -> &'static str {
+        match self {
+            Model::ResNet(_) => "fc.",
+            Model::MobileNetV3(_) => "classifier.3.",
+        }
+    }
+
+    /// Loads a torchvision state dict (`.pth` or `.safetensors`) of this architecture; when
+    /// the file's classifier ([`Model::head_prefix`]) has another number of classes
+    /// (fine-tuning), it keeps its fresh initialisation and the report lists it under
+    /// `reinitialized`.
+    ///
+    /// # Errors
+    /// As [`ResNet::load_weights`].
+    pub fn load_weights(self, path: impl AsRef<Path>) -> Result<(Self, LoadReport)> {
+        let options = LoadOptions::strict().with_reinit_on_mismatch(self.head_prefix());
+        load_file(self, path, &options)
+    }
+
+    /// Learnable parameters.
+    pub fn num_parameters(&self) -> usize {
+        crate::weights::num_parameters(self)
+    }
+
+    /// Training mode for every layer (PyTorch's `model.train()`).
+    pub fn train(self) -> Self {
+        crate::nn::train_mode(self)
+    }
+
+    /// Evaluation mode for every layer (PyTorch's `model.eval()`).
+    pub fn eval(self) -> Self {
+        crate::nn::eval_mode(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_old_checkpoints_read() {
+        for arch in Architecture::all() {
+            let json = serde_json::to_string(&arch).unwrap();
+            assert_eq!(json, format!("\"{arch}\""));
+            assert_eq!(serde_json::from_str::<Architecture>(&json).unwrap(), arch);
+        }
+        // What checkpoints wrote before MobileNetV3: the ResNet depth's variant name.
+        let old: Architecture = serde_json::from_str("\"R50\"").unwrap();
+        assert_eq!(old, Architecture::ResNet(ResNetDepth::R50));
+        let err = serde_json::from_str::<Architecture>("\"vgg16\"").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown architecture `vgg16`"),
+            "{err}"
+        );
+        assert!("resnet19".parse::<Architecture>().is_err());
+    }
+
+    #[test]
+    fn each_model_names_its_head() {
+        let device = crate::device::ndarray();
+        let resnet = Architecture::ResNet(ResNetDepth::R18).init(3, &device);
+        let mobilenet = Architecture::MobileNetV3(MobileNetV3Arch::Small).init(3, &device);
+        for model in [resnet, mobilenet] {
+            let dict = crate::weights::state_dict(&model);
+            let head: Vec<_> = dict
+                .keys()
+                .into_iter()
+                .filter(|key| key.starts_with(model.head_prefix()))
+                .collect();
+            assert_eq!(head.len(), 2, "{head:?}");
+            let weight = dict.get(&format!("{}weight", model.head_prefix())).unwrap();
+            assert_eq!(weight.shape[0], 3);
+            assert_eq!(model.num_classes(), 3);
+        }
+    }
+}
