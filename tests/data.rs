@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{Golden, fixture};
 use ferrovision::Error;
@@ -173,7 +173,7 @@ fn random_resized_crop_stays_inside_and_has_the_requested_size() {
     }
 }
 
-fn class_folder(name: &str) -> PathBuf {
+fn class_folder(name: &str) -> common::TempDir {
     let root = common::temp_dir(name);
     copy("picture_97x61.png", &root.join("zebra/a.png"));
     copy("gray_40x50.png", &root.join("zebra/deep/er/b.PNG"));

@@ -57,7 +57,7 @@ struct Served {
     bytes: Vec<u8>,
     name: String,
     url: String,
-    cache: PathBuf,
+    cache: common::TempDir,
 }
 
 fn serve(len: usize, seed: u64, test: &str) -> Served {
