@@ -1,8 +1,10 @@
-//! Times ResNet-18 on one device: inference (eval mode, no autodiff graph) or one full training
-//! step (forward, cross-entropy, backward, Adam step), in images per second.
+//! Times a model (ResNet-18 unless `--arch` says another) on one device: inference (eval mode,
+//! no autodiff graph) or one full training step (forward, cross-entropy, backward, Adam step),
+//! in images per second.
 //!
 //! ```text
 //! cargo run --release --example model_throughput -- --mode train --batch 32 --size 64
+//! cargo run --release --example model_throughput -- --arch mobilenet_v3_small --mode infer
 //! ```
 //!
 //! `scripts/bench_vs_pytorch.py` runs it next to the same step in PyTorch.
@@ -14,7 +16,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::{Distribution, Int, Tensor};
 use clap::{Parser, ValueEnum};
-use ferrovision::models::{ResNetConfig, ResNetDepth};
+use ferrovision::models::{Architecture, MobileNetV3Arch, ResNetDepth};
 use ferrovision::nn::CrossEntropyLossConfig;
 use ferrovision::optim::AdamConfig;
 
@@ -26,10 +28,13 @@ enum Mode {
     Train,
 }
 
-/// Images per second of ResNet-18 on a device.
+/// Images per second of a model on a device.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
+    /// Architecture: resnet18 ... resnet152, mobilenet_v3_large, mobilenet_v3_small.
+    #[arg(long, default_value = "resnet18")]
+    arch: Architecture,
     #[arg(long, value_enum, default_value = "train")]
     mode: Mode,
     #[arg(long, default_value_t = 32)]
@@ -86,7 +91,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Mode::Train => device.autodiff(),
         Mode::Infer => device,
     };
-    let model = ResNetConfig::new(ResNetDepth::R18).init(&device);
+    let model = args.arch.init(1000, &device);
     let shape = [args.batch, 3, args.size, args.size];
     let images = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
     let images = args.precision.cast(images);
@@ -117,9 +122,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     seconds.sort_by(f64::total_cmp);
     let median = seconds[seconds.len() / 2];
     let rate = args.batch as f64 / median;
-    // ResNet-18 forward: 1.82 G multiply-adds, so 3.64 GFLOP, per 224x224 image, scaling with
-    // the pixel count; a training step is about three forwards.
-    let forward_gflop = 3.64 * (args.size * args.size) as f64 / (224.0 * 224.0);
+    // Two FLOPs a multiply-add, scaling with the pixel count; a training step is about three
+    // forwards.
+    let forward_gflop =
+        2.0 * forward_gmacs(args.arch) * (args.size * args.size) as f64 / (224.0 * 224.0);
     let gflop = forward_gflop * if args.mode == Mode::Train { 3.0 } else { 1.0 };
     if args.json {
         let line = serde_json::json!({
@@ -135,7 +141,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         println!("{line}");
     } else {
         println!(
-            "ResNet-18 {:?} on {} in {}, batch {} x 3x{}x{}: {:.1} images/s ({:.3} s a step, median of {}), {:.1} GFLOP/s",
+            "{} {:?} on {} in {}, batch {} x 3x{}x{}: {:.1} images/s ({:.3} s a step, median of {}), {:.1} GFLOP/s",
+            args.arch,
             args.mode,
             ferrovision::device::describe(&device),
             args.precision,
@@ -149,4 +156,17 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// Multiply-adds (G) of one forward of a 224x224 image, as torchvision's model docs list them.
+fn forward_gmacs(arch: Architecture) -> f64 {
+    match arch {
+        Architecture::ResNet(ResNetDepth::R18) => 1.82,
+        Architecture::ResNet(ResNetDepth::R34) => 3.66,
+        Architecture::ResNet(ResNetDepth::R50) => 4.09,
+        Architecture::ResNet(ResNetDepth::R101) => 7.80,
+        Architecture::ResNet(ResNetDepth::R152) => 11.51,
+        Architecture::MobileNetV3(MobileNetV3Arch::Large) => 0.22,
+        Architecture::MobileNetV3(MobileNetV3Arch::Small) => 0.06,
+    }
 }

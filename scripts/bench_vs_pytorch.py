@@ -27,12 +27,13 @@ import sys
 import tempfile
 import time
 
-# ResNet-18: 1.82 G multiply-adds per 224x224 forward, two FLOPs each.
-FORWARD_GFLOP_224 = 3.64
+# Multiply-adds (G) per 224x224 forward, as torchvision's model docs list them; two FLOPs each.
+FORWARD_GMACS_224 = {"resnet18": 1.82, "resnet34": 3.66, "resnet50": 4.09, "resnet101": 7.80,
+                     "resnet152": 11.51, "mobilenet_v3_large": 0.22, "mobilenet_v3_small": 0.06}
 
 
-def gflop(mode, size):
-    return FORWARD_GFLOP_224 * size * size / (224 * 224) * (3 if mode == "train" else 1)
+def gflop(arch, mode, size):
+    return 2 * FORWARD_GMACS_224[arch] * size * size / (224 * 224) * (3 if mode == "train" else 1)
 
 
 def torch_worker(args):
@@ -42,7 +43,7 @@ def torch_worker(args):
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = torchvision.models.resnet18()
+    model = getattr(torchvision.models, args.arch)()
     x = torch.randn(args.batch, 3, args.size, args.size)
     if args.memory_format == "channels_last":
         model = model.to(memory_format=torch.channels_last)
@@ -177,6 +178,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=5, help="seed-script epochs")
     parser.add_argument("--modes", default="train,infer")
     parser.add_argument("--devices", default="flex", help="ferrovision devices: flex,ndarray")
+    parser.add_argument("--arch", default="resnet18",
+                        help="architectures, torchvision's names: resnet18,mobilenet_v3_small,...")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
@@ -201,40 +204,41 @@ def main():
     peak, assumed = peak_gflops(args.threads)
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {args.threads} threads; "
           f"load average {os.getloadavg()[0]:.2f}; peak {peak:.0f} GFLOP/s ({assumed})")
-    header = (f"{'mode':5} {'batch x size':>12} {'device':>8} | {'torch img/s':>11} "
+    header = (f"{'arch':18} {'mode':5} {'batch x size':>12} {'device':>8} | {'torch img/s':>11} "
               f"{'torch CL':>8} {'ours':>7} {'ratio':>6} | {'GFLOP/s best torch':>18} "
               f"{'ours':>14} | {'torch RSS':>9} {'ours RSS':>9} {'ratio':>6}")
     print(header)
     print("-" * len(header))
-    for mode in args.modes.split(","):
-        for shape in args.shapes.split(","):
-            batch, size = map(int, shape.split("x"))
-            for device in args.devices.split(","):
-                common = ["--batch", str(batch), "--size", str(size), "--warmup",
-                          str(args.warmup), "--iters", str(args.iters)]
-                rates = {"contiguous": [], "channels_last": [], "ours": []}
-                rss = {key: [] for key in rates}
-                for _ in range(args.rounds):
-                    for layout in ("contiguous", "channels_last"):
-                        t, t_rss = measured([sys.executable, __file__, "--torch-worker", "--mode",
-                                             mode, "--threads", str(args.threads),
-                                             "--memory-format", layout] + common)
-                        rates[layout].append(t["images_per_second"])
-                        rss[layout].append(t_rss)
-                    o, o_rss = measured([binary, "--mode", mode, "--device", device, "--json"]
-                                        + common, env)
-                    rates["ours"].append(o["images_per_second"])
-                    rss["ours"].append(o_rss)
-                torch_version = t["torch"]
-                tc, tl, o = (statistics.median(rates[k]) for k in rates)
-                best = max(tc, tl)
-                best_rss = max(rss["contiguous"] if tc >= tl else rss["channels_last"])
-                orr = max(rss["ours"])
-                g = gflop(mode, size)
-                print(f"{mode:5} {f'{batch} x {size}':>12} {device:>8} | {tc:11.1f} {tl:8.1f} "
-                      f"{o:7.1f} {o / best:5.2f}x | {best * g:7.1f} ({best * g / peak:4.0%} pk) "
-                      f"{o * g:6.1f} ({o * g / peak:4.0%} pk) | {best_rss:5.0f} MiB "
-                      f"{orr:5.0f} MiB {orr / best_rss:5.2f}x", flush=True)
+    for arch in args.arch.split(","):
+        for mode in args.modes.split(","):
+            for shape in args.shapes.split(","):
+                batch, size = map(int, shape.split("x"))
+                for device in args.devices.split(","):
+                    common = ["--arch", arch, "--batch", str(batch), "--size", str(size), "--warmup",
+                              str(args.warmup), "--iters", str(args.iters)]
+                    rates = {"contiguous": [], "channels_last": [], "ours": []}
+                    rss = {key: [] for key in rates}
+                    for _ in range(args.rounds):
+                        for layout in ("contiguous", "channels_last"):
+                            t, t_rss = measured([sys.executable, __file__, "--torch-worker", "--mode",
+                                                 mode, "--threads", str(args.threads),
+                                                 "--memory-format", layout] + common)
+                            rates[layout].append(t["images_per_second"])
+                            rss[layout].append(t_rss)
+                        o, o_rss = measured([binary, "--mode", mode, "--device", device, "--json"]
+                                            + common, env)
+                        rates["ours"].append(o["images_per_second"])
+                        rss["ours"].append(o_rss)
+                    torch_version = t["torch"]
+                    tc, tl, o = (statistics.median(rates[k]) for k in rates)
+                    best = max(tc, tl)
+                    best_rss = max(rss["contiguous"] if tc >= tl else rss["channels_last"])
+                    orr = max(rss["ours"])
+                    g = gflop(arch, mode, size)
+                    print(f"{arch:18} {mode:5} {f'{batch} x {size}':>12} {device:>8} | {tc:11.1f} {tl:8.1f} "
+                          f"{o:7.1f} {o / best:5.2f}x | {best * g:7.1f} ({best * g / peak:4.0%} pk) "
+                          f"{o * g:6.1f} ({o * g / peak:4.0%} pk) | {best_rss:5.0f} MiB "
+                          f"{orr:5.0f} MiB {orr / best_rss:5.2f}x", flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     print(f"PyTorch: torch {torch_version}; ferrovision: commit {commit}")
