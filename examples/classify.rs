@@ -15,7 +15,7 @@ use std::time::Instant;
 use clap::Parser;
 
 use burn::tensor::{Tensor, TensorData, activation::softmax};
-use ferrovision::models::{Architecture, ResNetConfig, ResNetDepth};
+use ferrovision::models::{Architecture, ResNet, ResNetConfig, ResNetDepth};
 
 const SIZE: usize = 224;
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -61,7 +61,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let weights = match &args.weights {
         Some(value) => {
             let weights = common::Weights::parse(value, Architecture::ResNet(ResNetDepth::R18))?;
-            model = weights.load(model)?;
+            model = weights.load(model, ResNet::load_weights)?;
             Some(weights)
         }
         None => {

@@ -18,7 +18,7 @@ use ferrovision::data::transforms::{Compose, Normalize, RandomHorizontalFlip, Re
 use ferrovision::data::{
     DataLoader, DataLoaderConfig, OnError, ShapesConfig, train_val, write_shapes,
 };
-use ferrovision::models::Architecture;
+use ferrovision::models::{Architecture, Model};
 use ferrovision::optim::{
     AdamConfig, LrSchedule, Optimizer, SgdConfig, freeze, trainable_parameters,
 };
@@ -187,7 +187,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     train_device.seed(args.seed);
     let mut model = spec.arch.init(classes.len(), &train_device);
     if let Some(weights) = &args.weights {
-        model = common::Weights::parse(weights, spec.arch)?.load_model(model)?;
+        model = common::Weights::parse(weights, spec.arch)?.load(model, Model::load_weights)?;
     }
     if args.freeze_backbone {
         let head = model.head_prefix();

@@ -27,7 +27,7 @@ use std::time::Instant;
 use clap::Parser;
 use ferrovision::data::transforms::Compose;
 use ferrovision::data::{DataLoader, DataLoaderConfig, ImageFolder, ShapesConfig, write_shapes};
-use ferrovision::models::{Architecture, ResNetConfig, ResNetDepth};
+use ferrovision::models::{Architecture, ResNet, ResNetConfig, ResNetDepth};
 use ferrovision::nn::CrossEntropyLossConfig;
 use ferrovision::optim::AdamConfig;
 use ferrovision::train::evaluate;
@@ -93,8 +93,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .with_num_classes(classes.len())
         .init(&device.clone().autodiff());
     if let Some(weights) = &args.weights {
-        model =
-            common::Weights::parse(weights, Architecture::ResNet(ResNetDepth::R18))?.load(model)?;
+        model = common::Weights::parse(weights, Architecture::ResNet(ResNetDepth::R18))?
+            .load(model, ResNet::load_weights)?;
     }
     let criterion = CrossEntropyLossConfig::new().init();
     let mut optimizer = AdamConfig::new().with_lr(1e-3).init();

@@ -101,7 +101,6 @@ fn a_download_lands_in_the_cache_and_the_second_fetch_makes_no_request() {
         1,
         "a cache hit asks the server nothing"
     );
-    std::fs::remove_dir_all(&cache).unwrap();
 }
 
 #[test]
@@ -115,7 +114,6 @@ fn a_file_already_in_the_cache_is_used_without_a_download() {
         .unwrap();
     assert_eq!(std::fs::read(path).unwrap(), b"placed by torch");
     assert!(server.seen().is_empty());
-    std::fs::remove_dir_all(&cache).unwrap();
 }
 
 #[test]
@@ -136,7 +134,6 @@ fn a_file_whose_hash_differs_from_its_name_is_refused_and_not_kept() {
     assert_eq!(name, format!("tiny-{expected}.pth"));
     assert!(!found.starts_with(expected.as_str()));
     assert!(files_in(&cache).is_empty(), "{:?}", files_in(&cache));
-    std::fs::remove_dir_all(&cache).unwrap();
 }
 
 #[test]
@@ -169,7 +166,6 @@ fn a_server_error_names_the_url_and_the_cache_path_and_leaves_nothing() {
     server.behave(Behaviour::Status(404));
     assert!(quiet(&cache).fetch(&url).is_err());
     assert!(files_in(&cache).is_empty());
-    std::fs::remove_dir_all(&cache).unwrap();
 }
 
 #[test]
@@ -208,7 +204,6 @@ fn an_interrupted_transfer_resumes_where_it_stopped() {
         "the second request asks for the rest only"
     );
     assert_eq!(files_in(&cache), vec![name]);
-    std::fs::remove_dir_all(&cache).unwrap();
 }
 
 #[test]
@@ -231,7 +226,6 @@ fn a_server_that_cannot_resume_gets_a_clean_restart() {
         bytes,
         "the whole file, not the part followed by the whole"
     );
-    std::fs::remove_dir_all(&cache).unwrap();
 }
 
 #[test]
@@ -259,7 +253,6 @@ fn offline_the_error_says_where_to_put_the_file() {
     assert!(message.contains(&url), "{message}");
     assert!(message.contains("put it at"), "{message}");
     assert!(files_in(&cache).is_empty());
-    std::fs::remove_dir_all(&cache).unwrap();
 }
 
 #[test]
@@ -283,7 +276,6 @@ fn a_url_without_a_file_name_is_refused() {
         );
     }
     assert!(files_in(&cache).is_empty());
-    std::fs::remove_dir_all(&cache).unwrap();
 }
 
 /// A random-init ResNet-18 with 1,000 outputs where the cache keeps torchvision's file.
@@ -343,7 +335,6 @@ fn predict_with_weights_by_name_prints_imagenet_categories() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("resnet18-imagenet1k-v1"), "{stderr}");
-    std::fs::remove_dir_all(&home).unwrap();
 }
 
 #[test]

@@ -107,7 +107,6 @@ fn overfitting_one_batch_drives_the_loss_below_0_05() {
         "a fresh model cannot already fit: {}",
         losses[0]
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -185,7 +184,6 @@ fn a_short_run_writes_a_well_formed_run_folder() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         assert!(!name.contains(".tmp"), "left over: {name}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -263,7 +261,6 @@ fn resume_gives_the_same_run_as_no_interruption() {
     // Every epoch's record, the interrupted one's training metrics included (the checkpoint
     // kept its sums).
     assert_same_records(&straight, &stopped, 3);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A stop asked for at an epoch's last batch finishes that epoch (validation, checkpoints)
@@ -304,7 +301,6 @@ fn a_stop_at_the_last_batch_resumes_to_the_same_run() {
         .unwrap();
     assert_eq!(state_dict(&full.model), state_dict(&resumed.model));
     assert_same_records(&straight, &stopped, 2);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// One epoch of SGD on a tiny shapes folder in `dir`: its root, the run folder (`dir/run`) and
@@ -372,7 +368,6 @@ fn a_resume_with_other_settings_is_refused() {
             .unwrap_err()
     };
     assert!(err.to_string().contains("start afresh"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Checkpoint headers keep summaries of past epochs (no per-class lists, no C x C matrices),
@@ -425,7 +420,6 @@ fn checkpoints_keep_summaries_and_nan_metrics_read_back() {
     );
     let png = image::load_from_memory(&picture.png().unwrap()).unwrap();
     assert!(png.height() < 1200, "{} rows", png.height());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A second run on a folder another run holds fails at once, naming the lock.
@@ -465,7 +459,6 @@ fn a_locked_run_folder_is_refused_at_once() {
             None,
         )
         .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// This test binary again, running only `test` with `variable` set to `dir`: the child half
@@ -517,7 +510,6 @@ fn an_interrupted_write_shapes_leaves_no_half_dataset() {
             .len(),
         5
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The child half of the kill -9 test: saves two checkpoints in turn, forever.
@@ -597,7 +589,6 @@ fn kill_9_during_a_save_leaves_a_loadable_checkpoint() {
             "a torn checkpoint after round {round}"
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Both run folders' `metrics.jsonl` hold `epochs` records, equal but for their timings.
@@ -643,7 +634,6 @@ fn a_nan_loss_stops_the_run_with_a_typed_error() {
         !run.join("last.safetensors").exists(),
         "a NaN model must not be saved"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -697,7 +687,6 @@ fn train_val_layouts() {
         matches!(err, Error::InvalidSetup { .. }) && err.to_string().contains("hexagon"),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -722,7 +711,6 @@ fn a_last_batch_of_one_image_is_left_out_not_a_panic() {
         .unwrap_err();
     assert!(matches!(err, Error::InvalidSetup { .. }), "{err:?}");
     assert!(err.to_string().contains("batch size 1"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Flags out of range are clap errors naming the flag (exit code 2), never a panic.
@@ -766,7 +754,6 @@ fn evaluate_uses_eval_mode_and_leaves_the_model_unchanged() {
     assert_eq!(state_dict(&training), before, "evaluate changed the model");
     let from_eval = ferrovision::train::evaluate(&training.clone().eval(), &val).unwrap();
     assert_eq!(from_training, from_eval);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Records what the trainer tells it; asks to stop after epoch `stop_after`.
@@ -851,7 +838,6 @@ fn callbacks_see_every_batch_and_stop_early_and_the_loss_is_replaceable() {
         outcome.model.fc.weight.val().into_data(),
         start.fc.weight.val().into_data()
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A trainer told its model writes the spec typed into every checkpoint, and the checkpoint
@@ -908,7 +894,6 @@ fn a_checkpoint_rebuilds_its_model_from_the_typed_spec() {
     let err = Checkpoint::load(&path).unwrap().model(&device).unwrap_err();
     assert!(matches!(err, Error::BadCheckpoint { .. }), "{err:?}");
     assert!(err.to_string().contains("bare.safetensors"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A rendered PNG as RGB pixels.

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use burn::tensor::Device;
 use ferrovision::data::transforms::Compose;
-use ferrovision::models::{Architecture, Model, PretrainedWeights, ResNet};
+use ferrovision::models::{Architecture, Model, PretrainedWeights};
 use ferrovision::train::{Checkpoint, EvalTransform, ModelSpec};
+use ferrovision::weights::LoadReport;
 
 /// The `--device` flag of the example CLIs.
 #[derive(clap::Args, Debug)]
@@ -69,26 +70,19 @@ impl Weights {
         Ok(Weights::Named(named))
     }
 
-    /// The file to load (fetching named weights first) and how to name it.
-    fn file(&self) -> ferrovision::Result<(PathBuf, String)> {
-        Ok(match self {
+    /// Loads the weights into `model` with `load_weights` (fetching named ones first) and says
+    /// what was loaded: `weights.load(resnet, ResNet::load_weights)`, or
+    /// `weights.load(model, Model::load_weights)` for any architecture.
+    pub fn load<M>(
+        &self,
+        model: M,
+        load_weights: impl FnOnce(M, PathBuf) -> ferrovision::Result<(M, LoadReport)>,
+    ) -> ferrovision::Result<M> {
+        let (path, label) = match self {
             Weights::Named(named) => (named.fetch()?, named.name().to_string()),
             Weights::File(path) => (path.clone(), path.display().to_string()),
-        })
-    }
-
-    /// Loads the weights into a ResNet and says what was loaded.
-    pub fn load(&self, model: ResNet) -> ferrovision::Result<ResNet> {
-        let (path, label) = self.file()?;
-        let (model, report) = model.load_weights(&path)?;
-        println!("weights: {label}: {report}");
-        Ok(model)
-    }
-
-    /// Loads the weights into a model of any architecture and says what was loaded.
-    pub fn load_model(&self, model: Model) -> ferrovision::Result<Model> {
-        let (path, label) = self.file()?;
-        let (model, report) = model.load_weights(&path)?;
+        };
+        let (model, report) = load_weights(model, path)?;
         println!("weights: {label}: {report}");
         Ok(model)
     }

@@ -16,7 +16,6 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::nn::init::kaiming_normal_fan_out;
 use crate::nn::{
     Activation, AdaptiveAvgPool2d, BatchNorm2d, BatchNorm2dConfig, Conv2d, Conv2dConfig, Dropout,
     Hardsigmoid, Hardswish, Linear, LinearConfig, Relu, SqueezeExcitation,
@@ -197,17 +196,13 @@ fn conv_norm_activation(
     activation: Activation,
     device: &Device,
 ) -> ConvNormActivation {
-    let mut conv = Conv2dConfig::new(in_channels, out_channels, [kernel, kernel])
+    let conv = Conv2dConfig::new(in_channels, out_channels, [kernel, kernel])
         .with_stride([stride, stride])
         .with_padding([(kernel - 1) / 2; 2])
         .with_groups(groups)
         .with_bias(false)
-        .init(device);
-    conv.weight = kaiming_normal_fan_out(
-        [out_channels, in_channels / groups, kernel, kernel],
-        conv.fan_out(),
-        device,
-    );
+        .init(device)
+        .with_kaiming_normal_fan_out(device);
     let bn = BatchNorm2dConfig::new(out_channels)
         .with_eps(0.001)
         .with_momentum(0.01)
@@ -254,13 +249,18 @@ impl InvertedResidual {
             device,
         )));
         if use_se {
-            let mut se = SqueezeExcitation::new(expanded, make_divisible(expanded / 4), device)
+            let se = SqueezeExcitation::new(expanded, make_divisible(expanded / 4), device)
                 .with_scale_activation(Activation::Hardsigmoid(Hardsigmoid));
-            for conv in [&mut se.fc1, &mut se.fc2] {
-                let [o, i, kh, kw] = conv.weight.lazy_shape().dims();
-                conv.weight = kaiming_normal_fan_out([o, i, kh, kw], conv.fan_out(), device);
-                conv.bias = Some(Param::from_tensor(Tensor::zeros([o], device)));
-            }
+            // torchvision's init reaches the SE's 1x1 convolutions too: kaiming, zero bias.
+            let init = |conv: Conv2d| {
+                let channels = conv.weight.lazy_shape().dims::<4>()[0];
+                Conv2d {
+                    bias: Some(Param::from_tensor(Tensor::zeros([channels], device))),
+                    ..conv.with_kaiming_normal_fan_out(device)
+                }
+            };
+            let (fc1, fc2) = (init(se.fc1), init(se.fc2));
+            let se = SqueezeExcitation { fc1, fc2, ..se };
             block.push(BlockLayer::SqueezeExcitation(se));
         }
         block.push(BlockLayer::Conv(conv_norm_activation(

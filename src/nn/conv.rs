@@ -5,7 +5,7 @@ use burn::module::{Module, Param};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
-use super::init::uniform_fan_in;
+use super::init::{kaiming_normal_fan_out, uniform_fan_in};
 use crate::precision::like;
 
 /// Configuration of a [`Conv2d`], named and defaulted as `torch.nn.Conv2d`.
@@ -124,6 +124,16 @@ impl Conv2d {
             bias,
             ConvOptions::new(self.stride, self.padding, self.dilation, self.groups),
         )
+    }
+
+    /// The same layer with its kernel drawn again as torchvision's models initialise theirs,
+    /// `kaiming_normal_(mode="fan_out", nonlinearity="relu")`; the bias is kept.
+    pub(crate) fn with_kaiming_normal_fan_out(self, device: &Device) -> Self {
+        let dims: [usize; 4] = self.weight.lazy_shape().dims();
+        Conv2d {
+            weight: kaiming_normal_fan_out(dims, self.fan_out(), device),
+            ..self
+        }
     }
 
     /// Fan-out of the kernel as `torch.nn.init` computes it: `out_channels * kh * kw`.

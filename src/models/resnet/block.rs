@@ -14,17 +14,12 @@ pub(super) fn conv(
     padding: usize,
     device: &Device,
 ) -> Conv2d {
-    let mut conv = Conv2dConfig::new(in_channels, out_channels, [kernel, kernel])
+    Conv2dConfig::new(in_channels, out_channels, [kernel, kernel])
         .with_stride([stride, stride])
         .with_padding([padding, padding])
         .with_bias(false)
-        .init(device);
-    conv.weight = crate::nn::init::kaiming_normal_fan_out(
-        [out_channels, in_channels, kernel, kernel],
-        conv.fan_out(),
-        device,
-    );
-    conv
+        .init(device)
+        .with_kaiming_normal_fan_out(device)
 }
 
 fn bn(channels: usize, device: &Device) -> BatchNorm2d {
