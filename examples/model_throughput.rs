@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::time::Instant;
-
 use burn::module::Module;
 use burn::tensor::{Distribution, Int, Tensor};
 use clap::{Parser, ValueEnum};
@@ -62,23 +60,6 @@ fn main() -> std::process::ExitCode {
     common::main_with(run)
 }
 
-/// Seconds each of `args.iters` calls of `step` takes, after `args.warmup` untimed ones.
-fn timed(
-    args: &Args,
-    mut step: impl FnMut() -> Result<(), Box<dyn std::error::Error>>,
-) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
-    for _ in 0..args.warmup {
-        step()?;
-    }
-    (0..args.iters)
-        .map(|_| {
-            let start = Instant::now();
-            step()?;
-            Ok(start.elapsed().as_secs_f64())
-        })
-        .collect()
-}
-
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     if args.iters == 0 {
@@ -102,7 +83,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             let model = model.eval().valid();
             let images = images.inner();
             // Reading the logits back waits for the device.
-            timed(&args, || {
+            common::timed(args.warmup, args.iters, || {
                 model.forward(images.clone()).into_data();
                 Ok(())
             })?
@@ -111,7 +92,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             let loss_fn = CrossEntropyLossConfig::new().init();
             let mut optimizer = AdamConfig::new().init();
             let mut model = Some(model.train());
-            timed(&args, || {
+            common::timed(args.warmup, args.iters, || {
                 let current = model.take().expect("the model is put back after each step");
                 let loss = loss_fn.forward(current.forward(images.clone()), labels.clone());
                 model = Some(optimizer.step(current, loss.backward()));

@@ -467,6 +467,22 @@ def mobilenet():
     save_file({k: v.contiguous() for k, v in s.items()}, os.path.join(OUT, "mobilenet_v3.safetensors"))
 
 
+def depthwise():
+    """Depthwise convolutions (groups = input channels), which our CPU kernel computes plane by
+    plane (src/kernels/depthwise.rs): strides 1 and 2, kernels 3, 5 and 7, a channel multiplier,
+    dilation, bias. Written last, so that the random draws of the other files stay as they were."""
+    s = {}
+    cases = {
+        "dw_k3_s2": dict(inp=(2, 6, 13, 11), out_ch=6, k=(3, 3), stride=(2, 2), pad=(1, 1), dil=(1, 1), groups=6, bias=True),
+        "dw_k5_multiplier": dict(inp=(1, 4, 9, 10), out_ch=8, k=(5, 5), stride=(1, 1), pad=(2, 2), dil=(1, 1), groups=4, bias=False),
+        "dw_k3_dilated": dict(inp=(2, 3, 10, 12), out_ch=3, k=(3, 3), stride=(1, 1), pad=(2, 2), dil=(2, 2), groups=3, bias=False),
+        "dw_k7": dict(inp=(1, 8, 14, 14), out_ch=8, k=(7, 7), stride=(1, 1), pad=(3, 3), dil=(1, 1), groups=8, bias=True),
+    }
+    for name, c in cases.items():
+        conv_case(name, c, s)
+    save_file({k: v.contiguous() for k, v in s.items()}, os.path.join(OUT, "depthwise.safetensors"))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     transforms()
@@ -476,5 +492,6 @@ if __name__ == "__main__":
     optim()
     winograd()
     mobilenet()
+    depthwise()
     for name in sorted(os.listdir(OUT)):
         print(f"{name}: {os.path.getsize(os.path.join(OUT, name)) / 1e3:.0f} kB")

@@ -71,6 +71,29 @@ fn winograd_shaped_conv2d_matches_torch() {
     check_convolutions(&Golden::open("winograd"), &cases);
 }
 
+/// Depthwise convolutions (our plane-by-plane kernel on the CPU devices): stride 2, a channel
+/// multiplier, dilation, a 7x7 kernel, with and without bias.
+#[test]
+fn depthwise_conv2d_matches_torch() {
+    let depthwise = |c_in, c_out, kernel: usize, padding: usize| {
+        Conv2dConfig::new(c_in, c_out, [kernel, kernel])
+            .with_padding([padding, padding])
+            .with_groups(c_in)
+    };
+    let cases = [
+        ("dw_k3_s2", depthwise(6, 6, 3, 1).with_stride([2, 2])),
+        ("dw_k5_multiplier", depthwise(4, 8, 5, 2).with_bias(false)),
+        (
+            "dw_k3_dilated",
+            depthwise(3, 3, 3, 2)
+                .with_dilation([2, 2])
+                .with_bias(false),
+        ),
+        ("dw_k7", depthwise(8, 8, 7, 3)),
+    ];
+    check_convolutions(&Golden::open("depthwise"), &cases);
+}
+
 /// Each `(case, config)` of `g` on every device: output, input, weight and bias gradients.
 fn check_convolutions(g: &Golden, cases: &[(&str, Conv2dConfig)]) {
     for (name, device) in devices() {

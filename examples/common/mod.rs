@@ -1,5 +1,5 @@
-//! Shared by the example CLIs: running `main` with one clear error message, the `--weights`
-//! flag, and rebuilding a trained model and its eval transform from a checkpoint.
+//! Shared by the example CLIs: running `main` with one clear error message, timing a step, the
+//! `--weights` flag, and rebuilding a trained model and its eval transform from a checkpoint.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -35,6 +35,24 @@ pub fn main_with(body: impl FnOnce() -> Result<(), Box<dyn std::error::Error>>) 
             ExitCode::FAILURE
         }
     }
+}
+
+/// Seconds each of `iters` calls of `step` takes, after `warmup` untimed ones.
+pub fn timed(
+    warmup: usize,
+    iters: usize,
+    mut step: impl FnMut() -> Result<(), Box<dyn std::error::Error>>,
+) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+    for _ in 0..warmup {
+        step()?;
+    }
+    (0..iters)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            step()?;
+            Ok(start.elapsed().as_secs_f64())
+        })
+        .collect()
 }
 
 /// A `--weights` value: torchvision's pretrained weights by name, or a weight file.

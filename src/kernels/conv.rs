@@ -18,6 +18,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::depthwise;
 use super::geometry::ConvGeometry;
 use super::matmul::{Operand, Threads, matmul};
 use super::scratch;
@@ -109,10 +110,14 @@ impl Chunk {
     }
 }
 
-/// The convolution of `x` (`[batch, c_in, h, w]`) with `weight` (`[c_out, c_in, kh, kw]`),
-/// without bias, as `[batch, c_out, h_out, w_out]`: Winograd's F(4x4, 3x3) or F(2x2, 3x3) for
-/// the stride-1 3x3 convolutions, else im2col.
+/// The convolution of `x` (`[batch, c_in, h, w]`) with `weight` (`[c_out, c_in / groups, kh,
+/// kw]`), without bias, as `[batch, c_out, h_out, w_out]`: the depthwise kernel for one group per
+/// input channel, Winograd's F(4x4, 3x3) or F(2x2, 3x3) for the stride-1 3x3 convolutions, else
+/// im2col.
 pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    if g.groups > 1 {
+        return depthwise::forward(g, x, weight);
+    }
     match winograd::choose(g) {
         Some(variant) => winograd::forward(g, variant, x, weight),
         None => forward_im2col(g, x, weight),
@@ -173,6 +178,9 @@ pub(crate) fn backward(
     want_input: bool,
     want_weight: bool,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    if g.groups > 1 {
+        return depthwise::backward(g, x, weight, grad, want_input, want_weight);
+    }
     // Stride 1: the input gradient is itself a convolution, of the output gradient with the
     // flipped, transposed kernel (one deep gemm, no patch-gradient matrix to scatter back).
     let transposed = want_input.then(|| g.input_gradient_geometry()).flatten();
@@ -519,18 +527,21 @@ fn gather_images(grad: &[f32], out: &mut [f32], images: usize, channels: usize, 
 pub(super) mod tests {
     use super::*;
 
-    /// The convolution by its definition, one multiply-add at a time.
+    /// The convolution by its definition, one multiply-add at a time, any number of groups.
     pub(in crate::kernels) fn naive(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
         let [ho, wo] = g.out_size().unwrap();
         let [h, wi] = g.in_size;
         let [kh, kw] = g.kernel;
+        let (per_group_in, per_group_out) =
+            (g.in_channels / g.groups, g.out_channels / g.groups);
         let mut out = vec![0.0; g.batch * g.out_channels * ho * wo];
         for b in 0..g.batch {
             for co in 0..g.out_channels {
                 for oy in 0..ho {
                     for ox in 0..wo {
                         let mut acc = 0.0f64;
-                        for c in 0..g.in_channels {
+                        for c in 0..per_group_in {
+                            let c_x = co / per_group_out * per_group_in + c;
                             for i in 0..kh {
                                 for j in 0..kw {
                                     let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize
@@ -540,9 +551,10 @@ pub(super) mod tests {
                                     if iy < 0 || ix < 0 || iy >= h as isize || ix >= wi as isize {
                                         continue;
                                     }
-                                    let xv = x[((b * g.in_channels + c) * h + iy as usize) * wi
+                                    let xv = x[((b * g.in_channels + c_x) * h + iy as usize)
+                                        * wi
                                         + ix as usize];
-                                    let wv = w[((co * g.in_channels + c) * kh + i) * kw + j];
+                                    let wv = w[((co * per_group_in + c) * kh + i) * kw + j];
                                     acc += f64::from(xv) * f64::from(wv);
                                 }
                             }
@@ -576,6 +588,7 @@ pub(super) mod tests {
                 stride,
                 padding,
                 dilation,
+                groups: 1,
             }
         };
         vec![
@@ -644,36 +657,36 @@ pub(super) mod tests {
     /// so its gradient in `x` at `e_i` is `<dY, conv(e_i, w)>`, checked here on every index.
     #[test]
     fn gradients_are_the_adjoints_of_forward() {
-        for g in geometries() {
-            let x = values(g.batch * g.in_channels * g.in_size[0] * g.in_size[1], 3);
-            let w = values(g.out_channels * g.patch_len(), 4);
-            let dy = values(g.batch * g.out_channels * g.out_pixels(), 5);
-            let (gx, gw) = backward(&g, &x, &w, &dy, true, true);
-            let dot = |a: &[f32]| {
-                a.iter()
-                    .zip(&dy)
-                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                    .sum::<f64>() as f32
-            };
-            let unit = |n, i| {
-                (0..n)
-                    .map(|j| if j == i { 1.0 } else { 0.0 })
-                    .collect::<Vec<f32>>()
-            };
-            let expected_x: Vec<f32> = (0..x.len())
-                .map(|i| dot(&naive(&g, &unit(x.len(), i), &w)))
-                .collect();
-            let expected_w: Vec<f32> = (0..w.len())
-                .map(|i| dot(&naive(&g, &x, &unit(w.len(), i))))
-                .collect();
-            assert_close(&gx.unwrap(), &expected_x, &format!("grad x {g:?}"));
-            assert_close(&gw.unwrap(), &expected_w, &format!("grad w {g:?}"));
-            let (only_w_x, only_w) = backward(&g, &x, &w, &dy, false, true);
-            assert!(only_w_x.is_none());
-            assert_close(&only_w.unwrap(), &expected_w, "weight gradient alone");
-            let (only_x, only_x_w) = backward(&g, &x, &w, &dy, true, false);
-            assert!(only_x_w.is_none());
-            assert_close(&only_x.unwrap(), &expected_x, "input gradient alone");
-        }
+        geometries().iter().for_each(assert_gradients_are_adjoints);
+    }
+
+    /// [`backward`] (any kernel it dispatches to) for `g` against the adjoint identity of
+    /// [`naive`], both gradients together and each alone.
+    pub(in crate::kernels) fn assert_gradients_are_adjoints(g: &ConvGeometry) {
+        let x = values(g.batch * g.in_channels * g.in_size[0] * g.in_size[1], 3);
+        let w = values(g.out_channels * g.patch_len(), 4);
+        let dy = values(g.batch * g.out_channels * g.out_pixels(), 5);
+        let (gx, gw) = backward(g, &x, &w, &dy, true, true);
+        let dot = |a: &[f32]| {
+            a.iter()
+                .zip(&dy)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum::<f64>() as f32
+        };
+        let unit = |n, i| (0..n).map(|j| f32::from(u8::from(j == i))).collect::<Vec<_>>();
+        let expected_x: Vec<f32> = (0..x.len())
+            .map(|i| dot(&naive(g, &unit(x.len(), i), &w)))
+            .collect();
+        let expected_w: Vec<f32> = (0..w.len())
+            .map(|i| dot(&naive(g, &x, &unit(w.len(), i))))
+            .collect();
+        assert_close(&gx.unwrap(), &expected_x, &format!("grad x {g:?}"));
+        assert_close(&gw.unwrap(), &expected_w, &format!("grad w {g:?}"));
+        let (only_w_x, only_w) = backward(g, &x, &w, &dy, false, true);
+        assert!(only_w_x.is_none());
+        assert_close(&only_w.unwrap(), &expected_w, "weight gradient alone");
+        let (only_x, only_x_w) = backward(g, &x, &w, &dy, true, false);
+        assert!(only_x_w.is_none());
+        assert_close(&only_x.unwrap(), &expected_x, "input gradient alone");
     }
 }

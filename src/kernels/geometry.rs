@@ -5,8 +5,8 @@
 /// tests, so their shapes take both paths.)
 const TRANSPOSED_MIN_PIXELS: usize = if cfg!(test) { 16 } else { 256 };
 
-/// Shape of one 2-D convolution with a single group, NCHW input and `[c_out, c_in, kh, kw]`
-/// weight.
+/// Shape of one 2-D convolution, NCHW input and `[c_out, c_in / groups, kh, kw]` weight: one
+/// group (the dense kernels) or one group per input channel (depthwise).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ConvGeometry {
     pub batch: usize,
@@ -17,6 +17,7 @@ pub(crate) struct ConvGeometry {
     pub stride: [usize; 2],
     pub padding: [usize; 2],
     pub dilation: [usize; 2],
+    pub groups: usize,
 }
 
 impl ConvGeometry {
@@ -31,7 +32,7 @@ impl ConvGeometry {
     }
 
     /// The convolution whose output is this one's input gradient, for stride 1 and dilation 1
-    /// with padding under the kernel size: the output gradient `[batch, c_out, h_out, w_out]`
+    /// with one group and padding under the kernel size: the output gradient `[batch, c_out, h_out, w_out]`
     /// convolved with the flipped, transposed weights (`conv.rs`) and padding `k - 1 - p` gives
     /// `[batch, c_in, h, w]`. `None` for other convolutions (their gradient is scattered).
     pub fn input_gradient_geometry(&self) -> Option<ConvGeometry> {
@@ -41,7 +42,7 @@ impl ConvGeometry {
         let large = self
             .out_size()
             .is_some_and(|[h, w]| h * w >= TRANSPOSED_MIN_PIXELS);
-        if !(unit && fits && large && self.kernel != [1, 1]) {
+        if !(unit && fits && large && self.kernel != [1, 1] && self.groups == 1) {
             return None;
         }
         let gt = ConvGeometry {
@@ -56,13 +57,14 @@ impl ConvGeometry {
                 self.kernel[1] - 1 - self.padding[1],
             ],
             dilation: [1, 1],
+            groups: 1,
         };
         (gt.out_size()? == self.in_size).then_some(gt)
     }
 
     /// Values in one patch: a row of the weight matrix.
     pub fn patch_len(&self) -> usize {
-        self.in_channels * self.kernel[0] * self.kernel[1]
+        self.in_channels / self.groups * self.kernel[0] * self.kernel[1]
     }
 
     pub fn out_pixels(&self) -> usize {

@@ -16,6 +16,8 @@ mod bridge;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod conv;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
+mod depthwise;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 mod geometry;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod host;
@@ -49,8 +51,8 @@ use burn::tensor::module::BatchNormTrainOutput;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 
 /// `torch.nn.functional.conv2d`: Burn's `conv2d`, or our kernel (Winograd F(4x4, 3x3) or
-/// F(2x2, 3x3) for stride-1 3x3 convolutions, im2col for the others) on the CPU devices for
-/// `f32` tensors with one group.
+/// F(2x2, 3x3) for stride-1 3x3 convolutions, im2col for the others, a depthwise kernel for one
+/// group per input channel) on the CPU devices for `f32` tensors.
 ///
 /// # Shapes
 /// - `x`: `[batch, c_in, h, w]`; `weight`: `[c_out, c_in / groups, kh, kw]`; `bias`: `[c_out]`
@@ -178,8 +180,8 @@ pub(crate) fn adam(step: &AdamStep, tensors: AdamTensors) -> Result<AdamTensors,
     tensors
 }
 
-/// The geometry our kernel handles, or `None` for grouped convolutions and shapes Burn should
-/// report on.
+/// The geometry our kernels handle (one group, or depthwise: a group per input channel), or
+/// `None` for other grouped convolutions and shapes Burn should report on.
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 fn geometry(
     x: &Tensor<4>,
@@ -197,10 +199,13 @@ fn geometry(
         stride: options.stride,
         padding: options.padding_begin(),
         dilation: options.dilation,
+        groups: options.groups,
     };
-    let fits = options.groups == 1
+    let depthwise = options.groups == in_channels
+        && weight_in == 1
+        && out_channels.is_multiple_of(in_channels.max(1));
+    let fits = (options.groups == 1 && weight_in == in_channels || depthwise)
         && !options.is_asymmetric()
-        && weight_in == in_channels
         && batch * in_channels * out_channels * kh * kw > 0
         && options
             .stride

@@ -732,6 +732,7 @@ mod tests {
             stride: [1, 1],
             padding: [pad, pad],
             dilation: [1, 1],
+            groups: 1,
         }
     }
 
