@@ -21,11 +21,12 @@ use burn::tensor::{DType, Tensor};
 
 use super::adam::{self, Moments};
 use super::conv;
+use super::elementwise;
 use super::geometry::ConvGeometry;
 use super::host::Host;
 use super::norm::{self, BatchStats, NormShape};
 use super::pool::{self, PoolGeometry};
-use super::{AdamStep, AdamTensors};
+use super::{AdamStep, AdamTensors, Unary};
 
 type Tracked<B> = FloatTensor<Autodiff<B>>;
 type Plain<B> = FloatTensor<B>;
@@ -398,6 +399,108 @@ pub(super) fn adam<B: Host>(
         exp_avg_sq: output::<B, _>(exp_avg_sq, false),
         max_exp_avg_sq: has_max.then(|| output::<B, _>(max, false)),
     })
+}
+
+/// The host primitive of the tensor in `slot` ([`unwrap`]), taking the tensor out of the slot
+/// when it is one: the caller's handle is gone, so a buffer no one else holds can be written in
+/// place. `None` (the slot left as it was) on another backend or dtype.
+fn take<B: Host, const D: usize>(slot: &mut Option<Tensor<D>>) -> Option<Input<B>> {
+    let input = unwrap::<B, D>(slot.as_ref()?)?;
+    *slot = None;
+    Some(input)
+}
+
+/// [`elementwise::forward`] when the tensor in `slot` is a host `f32` tensor (taken from the
+/// slot; computed in place when its buffer is not shared and no gradient needs the input).
+pub(super) fn unary<B: Host, const D: usize>(
+    slot: &mut Option<Tensor<D>>,
+    op: Unary,
+) -> Option<Tensor<D>> {
+    Some(match take::<B, D>(slot)? {
+        Input::Plain(mut x) => {
+            elementwise::forward_in_place(op, B::values_mut(&mut x));
+            output::<B, _>(x, false)
+        }
+        Input::Tracked(x) => {
+            let ([x], nodes) = parts::<B, _>([x]);
+            let out = B::from_values(elementwise::forward(op, B::values(&x)), &B::shape(&x));
+            record(UnaryBackward::<B>(PhantomData), nodes, out, || (x, op))
+        }
+    })
+}
+
+/// The backward step of [`unary`], from its input.
+#[derive(Debug)]
+struct UnaryBackward<B>(PhantomData<fn() -> B>);
+
+impl<B: Host> Backward<B, 1> for UnaryBackward<B> {
+    type State = (Plain<B>, Unary);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node] = ops.parents;
+        let grad = B::contiguous(grads.consume::<B>(&ops.node));
+        let (x, op) = ops.state;
+        if let Some(node) = x_node {
+            let grad_x = elementwise::backward(op, B::values(&x), B::values(&grad));
+            grads.register::<B>(node.id, B::from_values(grad_x, &B::shape(&x)));
+        }
+    }
+}
+
+/// [`elementwise::add_relu`] when the tensor in `slot` and `b` are host `f32` tensors of the
+/// same kind and shape (`slot`'s taken, and written in place when its buffer is not shared).
+pub(super) fn add_relu<B: Host, const D: usize>(
+    slot: &mut Option<Tensor<D>>,
+    b: &Tensor<D>,
+) -> Option<Tensor<D>> {
+    let b = unwrap::<B, D>(b)?;
+    let same_kind = matches!(
+        (&b, unwrap::<B, D>(slot.as_ref()?)?),
+        (Input::Plain(_), Input::Plain(_)) | (Input::Tracked(_), Input::Tracked(_))
+    );
+    if !same_kind {
+        return None;
+    }
+    Some(match (take::<B, D>(slot)?, b) {
+        (Input::Plain(mut a), Input::Plain(b)) => {
+            elementwise::add_relu(B::values_mut(&mut a), B::values(&b));
+            output::<B, _>(a, false)
+        }
+        (Input::Tracked(a), Input::Tracked(b)) => {
+            let ([mut a, b], nodes) = parts::<B, _>([a, b]);
+            // The sum's buffer is a's, written in place only when a is no one else's.
+            elementwise::add_relu(B::values_mut(&mut a), B::values(&b));
+            let kept = a.clone();
+            record(AddReluBackward::<B>(PhantomData), nodes, a, || kept)
+        }
+        _ => unreachable!("the kinds were checked above"),
+    })
+}
+
+/// The backward step of [`add_relu`]: the output gradient where the output is positive, to both
+/// inputs.
+#[derive(Debug)]
+struct AddReluBackward<B>(PhantomData<fn() -> B>);
+
+impl<B: Host> Backward<B, 2> for AddReluBackward<B> {
+    type State = Plain<B>;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = B::contiguous(grads.consume::<B>(&ops.node));
+        let out = ops.state;
+        let shape = B::shape(&out);
+        let grad = elementwise::relu_backward(B::values(&out), B::values(&grad));
+        match ops.parents {
+            [Some(a), Some(b)] => {
+                grads.register::<B>(a.id, B::from_values(grad.clone(), &shape));
+                grads.register::<B>(b.id, B::from_values(grad, &shape));
+            }
+            [Some(node), None] | [None, Some(node)] => {
+                grads.register::<B>(node.id, B::from_values(grad, &shape));
+            }
+            [None, None] => {}
+        }
+    }
 }
 
 /// [`pool::forward`] when `x` is a host `f32` tensor.

@@ -18,6 +18,8 @@ mod conv;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod depthwise;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
+mod elementwise;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 mod geometry;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod host;
@@ -32,16 +34,16 @@ mod scratch;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod winograd;
 
-/// `bridge::$op::<Host>(args)` on each compiled CPU host in turn: the first that holds the
-/// tensors answers `Some`, and `None` when none does.
+/// `bridge::$op::<Host>(args)` (`bridge::$op::<Host, D>` for `$op::<D>`) on each compiled CPU
+/// host in turn: the first that holds the tensors answers `Some`, and `None` when none does.
 macro_rules! on_host {
-    ($op:ident($($arg:expr),*)) => {{
+    ($op:ident $(::<$rank:ident>)? ($($arg:expr),*)) => {{
         let out = None;
         #[cfg(feature = "flex")]
-        let out = out.or_else(|| bridge::$op::<burn::backend::Flex>($($arg),*));
+        let out = out.or_else(|| bridge::$op::<burn::backend::Flex $(, $rank)?>($($arg),*));
         #[cfg(feature = "ndarray")]
         #[allow(deprecated)]
-        let out = out.or_else(|| bridge::$op::<burn::backend::NdArray>($($arg),*));
+        let out = out.or_else(|| bridge::$op::<burn::backend::NdArray $(, $rank)?>($($arg),*));
         out
     }};
 }
@@ -130,6 +132,53 @@ pub(crate) fn batch_norm(
     } else {
         out
     }
+}
+
+/// The element-wise activations with a kernel of ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unary {
+    Relu,
+    Relu6,
+    Hardsigmoid,
+    Hardswish,
+}
+
+impl Unary {
+    /// Burn's op.
+    fn burn<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        use burn::tensor::activation as f;
+        match self {
+            Unary::Relu => f::relu(x),
+            Unary::Relu6 => f::relu6(x),
+            Unary::Hardsigmoid => f::hard_sigmoid(x, 1.0 / 6.0, 0.5),
+            Unary::Hardswish => f::hard_swish(x),
+        }
+    }
+}
+
+/// An element-wise activation: Burn's ops, or our one-pass kernel (forward and backward) on the
+/// CPU devices for `f32`.
+pub(crate) fn unary<const D: usize>(x: Tensor<D>, op: Unary) -> Tensor<D> {
+    let mut slot = Some(x);
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if let Some(out) = on_host!(unary::<D>(&mut slot, op)) {
+        return out;
+    }
+    op.burn(slot.expect("a host takes the tensor only when it answers"))
+}
+
+/// `relu(a + b)` for tensors of one shape (ResNet's residual join): Burn's ops, or one pass on
+/// the CPU devices for `f32` (into `a`'s buffer when no one else holds it).
+pub(crate) fn add_relu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    let same_shape = a.dims() == b.dims();
+    let mut slot = Some(a);
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if same_shape && let Some(out) = on_host!(add_relu::<D>(&mut slot, &b)) {
+        return out;
+    }
+    let _ = same_shape;
+    let a = slot.expect("a host takes the tensor only when it answers");
+    burn::tensor::activation::relu(a + b)
 }
 
 /// `torch.nn.functional.max_pool2d`: Burn's `max_pool2d`, or our kernel on the CPU devices for `f32`.

@@ -4,6 +4,8 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::tensor::activation as f;
 
+use crate::kernels::{self, Unary};
+
 /// `torch.nn.ReLU`: `max(x, 0)` element-wise. It has no parameters.
 ///
 /// ```
@@ -21,7 +23,22 @@ impl Relu {
     /// # Shapes
     /// - input and output: any shape, the same.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        f::relu(input)
+        kernels::unary(input, Unary::Relu)
+    }
+
+    /// `relu(a + b)` in one pass on the CPU devices (a residual block's join); `a` and `b` of
+    /// one shape (else broadcast by Burn's ops).
+    ///
+    /// ```
+    /// use burn::tensor::Tensor;
+    /// let device = ferrovision::device::ndarray();
+    /// let a = Tensor::<1>::from_floats([-1.0, 2.0, 0.5], &device);
+    /// let b = Tensor::<1>::from_floats([0.5, 1.0, -2.0], &device);
+    /// let y = ferrovision::nn::Relu.forward_sum(a, b);
+    /// assert_eq!(y.into_data().try_to_vec::<f32>().unwrap(), vec![0.0, 3.0, 0.0]);
+    /// ```
+    pub fn forward_sum<const D: usize>(&self, a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+        kernels::add_relu(a, b)
     }
 }
 
@@ -39,7 +56,7 @@ pub struct Relu6;
 impl Relu6 {
     /// Applies the ReLU6; input and output of any shape, the same.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        f::relu6(input)
+        kernels::unary(input, Unary::Relu6)
     }
 }
 
@@ -57,7 +74,7 @@ pub struct Hardsigmoid;
 impl Hardsigmoid {
     /// Applies the hard sigmoid; input and output of any shape, the same.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        f::hard_sigmoid(input, 1.0 / 6.0, 0.5)
+        kernels::unary(input, Unary::Hardsigmoid)
     }
 }
 
@@ -75,7 +92,7 @@ pub struct Hardswish;
 impl Hardswish {
     /// Applies the hard swish; input and output of any shape, the same.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        f::hard_swish(input)
+        kernels::unary(input, Unary::Hardswish)
     }
 }
 
