@@ -85,9 +85,7 @@ fn depthwise_conv2d_matches_torch() {
         ("dw_k5_multiplier", depthwise(4, 8, 5, 2).with_bias(false)),
         (
             "dw_k3_dilated",
-            depthwise(3, 3, 3, 2)
-                .with_dilation([2, 2])
-                .with_bias(false),
+            depthwise(3, 3, 3, 2).with_dilation([2, 2]).with_bias(false),
         ),
         ("dw_k7", depthwise(8, 8, 7, 3)),
     ];

@@ -532,8 +532,7 @@ pub(super) mod tests {
         let [ho, wo] = g.out_size().unwrap();
         let [h, wi] = g.in_size;
         let [kh, kw] = g.kernel;
-        let (per_group_in, per_group_out) =
-            (g.in_channels / g.groups, g.out_channels / g.groups);
+        let (per_group_in, per_group_out) = (g.in_channels / g.groups, g.out_channels / g.groups);
         let mut out = vec![0.0; g.batch * g.out_channels * ho * wo];
         for b in 0..g.batch {
             for co in 0..g.out_channels {
@@ -551,8 +550,7 @@ pub(super) mod tests {
                                     if iy < 0 || ix < 0 || iy >= h as isize || ix >= wi as isize {
                                         continue;
                                     }
-                                    let xv = x[((b * g.in_channels + c_x) * h + iy as usize)
-                                        * wi
+                                    let xv = x[((b * g.in_channels + c_x) * h + iy as usize) * wi
                                         + ix as usize];
                                     let wv = w[((co * per_group_in + c) * kh + i) * kw + j];
                                     acc += f64::from(xv) * f64::from(wv);
@@ -673,7 +671,11 @@ pub(super) mod tests {
                 .map(|(a, b)| f64::from(*a) * f64::from(*b))
                 .sum::<f64>() as f32
         };
-        let unit = |n, i| (0..n).map(|j| f32::from(u8::from(j == i))).collect::<Vec<_>>();
+        let unit = |n, i| {
+            (0..n)
+                .map(|j| f32::from(u8::from(j == i)))
+                .collect::<Vec<_>>()
+        };
         let expected_x: Vec<f32> = (0..x.len())
             .map(|i| dot(&naive(g, &unit(x.len(), i), &w)))
             .collect();

@@ -109,7 +109,8 @@ fn input_gradient(g: &ConvGeometry, plan: &Plan, weight: &[f32], grad: &[f32]) -
                 dxp.resize(plan.input[0] * plan.input[1] * LANES, 0.0);
                 for k in 0..m {
                     let outputs = channels.clone().map(|c| c * m + k);
-                    let planes: Vec<_> = outputs.clone().map(|o| grad_plane(g, grad, b, o)).collect();
+                    let planes: Vec<_> =
+                        outputs.clone().map(|o| grad_plane(g, grad, b, o)).collect();
                     pack(&planes, plan.out_size, plan.output, [0, 0], dyp);
                     let w = weight_vectors(g, weight, outputs);
                     scatter(plan, dyp, &w, dxp);
@@ -126,28 +127,25 @@ fn input_gradient(g: &ConvGeometry, plan: &Plan, weight: &[f32], grad: &[f32]) -
 fn weight_gradient(g: &ConvGeometry, plan: &Plan, x: &[f32], grad: &[f32]) -> Vec<f32> {
     let k = plan.taps.len();
     let mut grad_w = vec![0.0; g.out_channels * k];
-    grad_w
-        .par_chunks_mut(LANES * k)
-        .enumerate()
-        .for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(xp, dyp), (i, dw)| {
-                let outputs = i * LANES..i * LANES + dw.len() / k;
-                let mut sums = vec![[0.0f64; LANES]; k];
-                for b in 0..g.batch {
-                    let planes: Vec<_> = outputs.clone().map(|o| input_plane(g, x, b, o)).collect();
-                    pack(&planes, g.in_size, plan.input, g.padding, xp);
-                    let planes: Vec<_> = outputs.clone().map(|o| grad_plane(g, grad, b, o)).collect();
-                    pack(&planes, plan.out_size, plan.output, [0, 0], dyp);
-                    tap_sums(plan, xp, dyp, &mut sums);
+    grad_w.par_chunks_mut(LANES * k).enumerate().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(xp, dyp), (i, dw)| {
+            let outputs = i * LANES..i * LANES + dw.len() / k;
+            let mut sums = vec![[0.0f64; LANES]; k];
+            for b in 0..g.batch {
+                let planes: Vec<_> = outputs.clone().map(|o| input_plane(g, x, b, o)).collect();
+                pack(&planes, g.in_size, plan.input, g.padding, xp);
+                let planes: Vec<_> = outputs.clone().map(|o| grad_plane(g, grad, b, o)).collect();
+                pack(&planes, plan.out_size, plan.output, [0, 0], dyp);
+                tap_sums(plan, xp, dyp, &mut sums);
+            }
+            for (l, dw) in dw.chunks_exact_mut(k).enumerate() {
+                for (dw, sum) in dw.iter_mut().zip(&sums) {
+                    *dw = sum[l] as f32;
                 }
-                for (l, dw) in dw.chunks_exact_mut(k).enumerate() {
-                    for (dw, sum) in dw.iter_mut().zip(&sums) {
-                        *dw = sum[l] as f32;
-                    }
-                }
-            },
-        );
+            }
+        },
+    );
     grad_w
 }
 
@@ -672,7 +670,10 @@ mod tests {
             for (i, &v) in plane.iter().enumerate() {
                 assert_eq!(at(i / 19 + 1, i % 19 + 2, l), v, "lane {l} pixel {i}");
             }
-            assert_eq!((at(0, 5, l), at(2, 1, l), at(3, 21, l), at(4, 0, l)), (0.0, 0.0, 0.0, 0.0));
+            assert_eq!(
+                (at(0, 5, l), at(2, 1, l), at(3, 21, l), at(4, 0, l)),
+                (0.0, 0.0, 0.0, 0.0)
+            );
         }
         let mut back = vec![f32::NAN; LANES * 3 * 19];
         unpack(&packed[(22 + 2) * LANES..], 22, [3, 19], &mut back);

@@ -13,29 +13,49 @@ const CHUNK: usize = 1 << 14;
 
 /// `op(x)` element-wise, as new values.
 pub(crate) fn forward(op: Unary, x: &[f32]) -> Vec<f32> {
-    x.par_iter().with_min_len(CHUNK).map(|&x| op.apply(x)).collect()
+    // One loop an op, so that each compiles to its own vector code.
+    let map = |f: fn(f32) -> f32| x.par_iter().with_min_len(CHUNK).map(|&v| f(v)).collect();
+    match op {
+        Unary::Relu => map(relu),
+        Unary::Relu6 => map(relu6),
+        Unary::Hardsigmoid => map(hardsigmoid),
+        Unary::Hardswish => map(hardswish),
+    }
 }
 
 /// `x = op(x)` element-wise, in place.
 pub(crate) fn forward_in_place(op: Unary, x: &mut [f32]) {
-    x.par_chunks_mut(CHUNK).for_each(|x| {
-        for v in x {
-            *v = op.apply(*v);
-        }
-    });
+    fn run(x: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+        x.par_chunks_mut(CHUNK).for_each(|x| {
+            for v in x {
+                *v = f(*v);
+            }
+        });
+    }
+    match op {
+        Unary::Relu => run(x, relu),
+        Unary::Relu6 => run(x, relu6),
+        Unary::Hardsigmoid => run(x, hardsigmoid),
+        Unary::Hardswish => run(x, hardswish),
+    }
 }
 
 /// The input gradient of `op` at `x`, given the output gradient `grad`.
 pub(crate) fn backward(op: Unary, x: &[f32], grad: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK)))
-        .for_each(|(out, (x, grad))| {
-            for ((dx, &x), &dy) in out.iter_mut().zip(x).zip(grad) {
-                *dx = op.gradient(x, dy);
-            }
-        });
-    out
+    // One loop an op, as in `forward`.
+    let map = |f: fn(Unary, f32, f32) -> f32| {
+        x.par_iter()
+            .zip(grad)
+            .with_min_len(CHUNK)
+            .map(|(&x, &dy)| f(op, x, dy))
+            .collect()
+    };
+    match op {
+        Unary::Relu => map(|_, x, dy| Unary::Relu.gradient(x, dy)),
+        Unary::Relu6 => map(|_, x, dy| Unary::Relu6.gradient(x, dy)),
+        Unary::Hardsigmoid => map(|_, x, dy| Unary::Hardsigmoid.gradient(x, dy)),
+        Unary::Hardswish => map(|_, x, dy| Unary::Hardswish.gradient(x, dy)),
+    }
 }
 
 /// `a = relu(a + b)` element-wise, in place.
@@ -44,7 +64,7 @@ pub(crate) fn add_relu(a: &mut [f32], b: &[f32]) {
         .zip(b.par_chunks(CHUNK))
         .for_each(|(a, b)| {
             for (a, &b) in a.iter_mut().zip(b) {
-                *a = Unary::Relu.apply(*a + b);
+                *a = relu(*a + b);
             }
         });
 }
@@ -55,26 +75,31 @@ pub(crate) fn relu_backward(y: &[f32], grad: &[f32]) -> Vec<f32> {
     backward(Unary::Relu, y, grad)
 }
 
-impl Unary {
-    /// PyTorch's formulas: `relu6(x) = min(max(x, 0), 6)`, `hardsigmoid(x) = relu6(x + 3) / 6`,
-    /// `hardswish(x) = x · relu6(x + 3) / 6`; NaN stays NaN.
-    #[inline]
-    fn apply(self, x: f32) -> f32 {
-        let relu6 = |v: f32| if v.is_nan() { v } else { v.clamp(0.0, 6.0) };
-        match self {
-            Unary::Relu => {
-                if x > 0.0 || x.is_nan() {
-                    x
-                } else {
-                    0.0
-                }
-            }
-            Unary::Relu6 => relu6(x),
-            Unary::Hardsigmoid => relu6(x + 3.0) / 6.0,
-            Unary::Hardswish => x * relu6(x + 3.0) / 6.0,
-        }
-    }
+/// `max(x, 0)`, NaN kept.
+#[inline]
+fn relu(x: f32) -> f32 {
+    if x > 0.0 || x.is_nan() { x } else { 0.0 }
+}
 
+/// `min(max(x, 0), 6)`, NaN kept.
+#[inline]
+fn relu6(x: f32) -> f32 {
+    if x.is_nan() { x } else { x.clamp(0.0, 6.0) }
+}
+
+/// `relu6(x + 3) / 6`.
+#[inline]
+fn hardsigmoid(x: f32) -> f32 {
+    relu6(x + 3.0) / 6.0
+}
+
+/// `x · relu6(x + 3) / 6`.
+#[inline]
+fn hardswish(x: f32) -> f32 {
+    x * relu6(x + 3.0) / 6.0
+}
+
+impl Unary {
     /// `dy · op'(x)`, with PyTorch's choices at the kinks: ReLU passes for `x > 0`, ReLU6 for
     /// `0 < x < 6`, Hardsigmoid for `-3 < x < 3`; Hardswish is 0 below -3, `x / 3 + 1/2` up to
     /// and including 3, 1 above.
@@ -119,13 +144,25 @@ impl Unary {
 mod tests {
     use super::*;
 
-    const ALL: [Unary; 4] = [Unary::Relu, Unary::Relu6, Unary::Hardsigmoid, Unary::Hardswish];
+    const ALL: [Unary; 4] = [
+        Unary::Relu,
+        Unary::Relu6,
+        Unary::Hardsigmoid,
+        Unary::Hardswish,
+    ];
 
     /// Values at and around every kink, and past the chunk size so that several threads work.
     fn inputs() -> Vec<f32> {
-        let kinks = [-3.5, -3.0, -2.5, -0.5, 0.0, 0.5, 2.5, 3.0, 3.5, 5.5, 6.0, 6.5];
+        let kinks = [
+            -3.5, -3.0, -2.5, -0.5, 0.0, 0.5, 2.5, 3.0, 3.5, 5.5, 6.0, 6.5,
+        ];
         (0..CHUNK + 100)
-            .map(|i| kinks.get(i).copied().unwrap_or((i as f32 * 0.37) % 20.0 - 10.0))
+            .map(|i| {
+                kinks
+                    .get(i)
+                    .copied()
+                    .unwrap_or((i as f32 * 0.37) % 20.0 - 10.0)
+            })
             .collect()
     }
 
@@ -149,13 +186,20 @@ mod tests {
             let dx = backward(op, &x, &grad);
             for i in 0..x.len() {
                 assert_eq!(y[i], definition(x[i]), "{op:?}({})", x[i]);
-                let near_kink = [-3.0f32, 0.0, 3.0, 6.0].iter().any(|k| (x[i] - k).abs() < 0.01);
+                let near_kink = [-3.0f32, 0.0, 3.0, 6.0]
+                    .iter()
+                    .any(|k| (x[i] - k).abs() < 0.01);
                 if !near_kink {
                     let h = 1e-3;
                     let slope =
                         (f64::from(definition(x[i] + h)) - f64::from(definition(x[i] - h))) / 2e-3;
                     let expected = slope as f32 * grad[i];
-                    assert!((dx[i] - expected).abs() < 2e-2, "{op:?}'({}): {}", x[i], dx[i]);
+                    assert!(
+                        (dx[i] - expected).abs() < 2e-2,
+                        "{op:?}'({}): {}",
+                        x[i],
+                        dx[i]
+                    );
                 }
             }
         }
@@ -167,10 +211,16 @@ mod tests {
         let at = |op: Unary, x: f32| op.gradient(x, 1.0);
         assert_eq!((at(Unary::Relu, 0.0), at(Unary::Relu, 1e-6)), (0.0, 1.0));
         assert_eq!((at(Unary::Relu6, 0.0), at(Unary::Relu6, 6.0)), (0.0, 0.0));
-        assert_eq!((at(Unary::Hardsigmoid, -3.0), at(Unary::Hardsigmoid, 3.0)), (0.0, 0.0));
-        assert_eq!((at(Unary::Hardswish, -3.0), at(Unary::Hardswish, 3.0)), (-0.5, 1.5));
+        assert_eq!(
+            (at(Unary::Hardsigmoid, -3.0), at(Unary::Hardsigmoid, 3.0)),
+            (0.0, 0.0)
+        );
+        assert_eq!(
+            (at(Unary::Hardswish, -3.0), at(Unary::Hardswish, 3.0)),
+            (-0.5, 1.5)
+        );
         assert_eq!(at(Unary::Hardswish, 3.5), 1.0);
-        assert!(Unary::Relu.apply(f32::NAN).is_nan() && Unary::Hardswish.apply(f32::NAN).is_nan());
+        assert!(relu(f32::NAN).is_nan() && hardswish(f32::NAN).is_nan());
     }
 
     #[test]

@@ -88,7 +88,8 @@ impl BasicBlock {
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let out = self.bn1.forward_relu(self.conv1.forward(input.clone()));
         let out = self.bn2.forward(self.conv2.forward(out));
-        self.relu.forward_sum(out, shortcut(&self.downsample, input))
+        self.relu
+            .forward_sum(out, shortcut(&self.downsample, input))
     }
 }
 
@@ -139,7 +140,8 @@ impl Bottleneck {
         let out = self.bn1.forward_relu(self.conv1.forward(input.clone()));
         let out = self.bn2.forward_relu(self.conv2.forward(out));
         let out = self.bn3.forward(self.conv3.forward(out));
-        self.relu.forward_sum(out, shortcut(&self.downsample, input))
+        self.relu
+            .forward_sum(out, shortcut(&self.downsample, input))
     }
 }
 
