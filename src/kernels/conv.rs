@@ -134,17 +134,12 @@ fn forward_im2col(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
         let Scratch { cols, product, .. } = scratch;
         for chunk in g.chunks() {
             let width = chunk.width(w_out);
-            im2col(g, x, &chunk, table.as_deref(), cols);
             let w = Operand {
                 values: weight,
                 stride: k,
                 transposed: false,
             };
-            let patches = Operand {
-                values: cols,
-                stride: width,
-                transposed: false,
-            };
+            let patches = patches(g, x, &chunk, table.as_deref(), cols, false);
             let start = chunk.images.start * c_out * p;
             if chunk.images.len() == 1 {
                 // One image: the product lands in NCHW order, its rows P apart.
@@ -226,13 +221,8 @@ pub(crate) fn backward(
                 }
             };
             if let Some(grad_w) = grad_w.as_mut() {
-                im2col(g, x, &chunk, table.as_deref(), cols);
                 // dW[c_out, K] (+)= dY[c_out, width] · cols[K, width]ᵀ
-                let patches = Operand {
-                    values: cols,
-                    stride: width,
-                    transposed: true,
-                };
+                let patches = patches(g, x, &chunk, table.as_deref(), cols, true);
                 matmul(
                     grad_w,
                     k,
@@ -244,13 +234,19 @@ pub(crate) fn backward(
                 );
             }
             if let Some(grad_x) = grad_x.as_mut().filter(|_| scatter_input) {
-                grad_cols.resize(k * width, 0.0);
                 // dcols[K, width] = W[c_out, K]ᵀ · dY[c_out, width]
                 let w = Operand {
                     values: weight,
                     stride: k,
                     transposed: true,
                 };
+                if let Some(start) = pointwise_view(g, &chunk) {
+                    // A pointwise convolution's patch gradient is the input gradient itself.
+                    let dst = &mut grad_x[start..];
+                    matmul(dst, p, w, dy, [k, width, c_out], false, Threads::Auto);
+                    continue;
+                }
+                grad_cols.resize(k * width, 0.0);
                 matmul(
                     grad_cols,
                     width,
@@ -265,6 +261,43 @@ pub(crate) fn backward(
         }
     });
     (grad_x, grad_w)
+}
+
+/// The patch matrix `[K, width]` of `chunk` (transposed for gemm when `transposed`): for a
+/// pointwise convolution over one image a view of the image's channel rows (the patches are the
+/// pixels themselves), else `cols`, written by [`im2col`].
+fn patches<'a>(
+    g: &ConvGeometry,
+    x: &'a [f32],
+    chunk: &Chunk,
+    table: Option<&[u32]>,
+    cols: &'a mut Vec<f32>,
+    transposed: bool,
+) -> Operand<'a> {
+    if let Some(start) = pointwise_view(g, chunk) {
+        return Operand {
+            values: &x[start..],
+            stride: g.in_size[0] * g.in_size[1],
+            transposed,
+        };
+    }
+    im2col(g, x, chunk, table, cols);
+    let width = chunk.width(g.out_size().expect("checked by the caller")[1]);
+    Operand {
+        values: cols,
+        stride: width,
+        transposed,
+    }
+}
+
+/// Where `chunk`'s patch matrix starts in the input when it is a view of it: a 1x1 kernel at
+/// stride 1 without padding, over one image (chunks of several images lay them side by side).
+fn pointwise_view(g: &ConvGeometry, chunk: &Chunk) -> Option<usize> {
+    let pointwise = g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0, 0];
+    (pointwise && chunk.images.len() == 1).then(|| {
+        let p = g.in_size[0] * g.in_size[1];
+        chunk.images.start * g.in_channels * p + chunk.pixels(g.in_size[1]).start
+    })
 }
 
 /// `weight` (`[c_out, c_in, kh, kw]`) as the kernel of the input-gradient convolution:
@@ -599,6 +632,10 @@ pub(super) mod tests {
             g(2, 3, [5, 9], 2, [3, 3], [1, 1], [1, 1], [1, 1]),
             g(2, 2, [3, 40], 2, [3, 3], [1, 1], [1, 1], [1, 1]),
             g(2, 2, [4, 70], 2, [3, 2], [2, 2], [1, 2], [1, 2]),
+            // Pointwise: views of the input in bands of rows, and chunks of several images.
+            g(2, 3, [5, 6], 4, [1, 1], [1, 1], [0, 0], [1, 1]),
+            g(1, 4, [40, 30], 3, [1, 1], [1, 1], [0, 0], [1, 1]),
+            g(6, 3, [3, 3], 5, [1, 1], [1, 1], [0, 0], [1, 1]),
         ]
     }
 

@@ -287,3 +287,29 @@ fn pool_geometry(x: &Tensor<4>, options: &MaxPoolOptions<2>) -> Option<pool::Poo
         && g.out_size().is_some_and(|[ho, wo]| ho * wo > 0);
     fits.then_some(g)
 }
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::tensor::Tensor;
+    use burn::tensor::ops::ConvOptions;
+
+    use super::geometry;
+
+    /// Which convolutions our kernels take: one group, or one group per input channel (any
+    /// channel multiplier); other grouped ones stay with Burn.
+    #[test]
+    fn dense_and_depthwise_convolutions_take_our_kernels() {
+        let device = crate::device::flex();
+        let takes = |c_in: usize, c_out: usize, groups: usize| {
+            let x = Tensor::<4>::zeros([2, c_in, 9, 9], &device);
+            let w = Tensor::<4>::zeros([c_out, c_in / groups, 3, 3], &device);
+            let options = ConvOptions::new([2, 2], [1, 1], [1, 1], groups);
+            geometry(&x, &w, &options).map(|g| g.groups)
+        };
+        assert_eq!(takes(4, 6, 1), Some(1));
+        assert_eq!(takes(8, 8, 8), Some(8));
+        assert_eq!(takes(8, 16, 8), Some(8));
+        assert_eq!(takes(8, 8, 2), None);
+        assert_eq!(takes(1, 4, 1), Some(1));
+    }
+}
