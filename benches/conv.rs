@@ -1,6 +1,7 @@
 //! Convolution forward, and forward + backward, on ResNet-18's layer shapes and on
 //! MobileNetV3-Large's depthwise layers (batch 8 at 224x224 input), on each CPU device. Timings
-//! include a device sync.
+//! include a device sync; results are not copied back (PyTorch's side in `scripts/bench_conv.py`
+//! does not copy them either).
 //!
 //! ndarray is only benchmarked when `FERROVISION_BENCH_NDARRAY=1`: its direct-loop
 //! convolution takes seconds a call.
@@ -60,8 +61,8 @@ fn conv(c: &mut Criterion) {
             let plain = conv.valid();
             group.bench_function(format!("{name}/forward"), |b| {
                 b.iter(|| {
-                    let out = plain.forward(black_box(input.clone()).inner());
-                    let _ = out.into_data();
+                    black_box(plain.forward(black_box(input.clone()).inner()));
+                    device.sync().expect("device sync");
                 })
             });
             group.throughput(Throughput::Elements(3 * flops as u64));
@@ -69,7 +70,8 @@ fn conv(c: &mut Criterion) {
                 b.iter(|| {
                     let input = black_box(input.clone()).require_grad();
                     let grads = conv.forward(input.clone()).sum().backward();
-                    let _ = input.grad(&grads).expect("input gradient").into_data();
+                    black_box(input.grad(&grads).expect("input gradient"));
+                    device.sync().expect("device sync");
                 })
             });
         }
