@@ -401,28 +401,22 @@ pub(super) fn adam<B: Host>(
     })
 }
 
-/// The host primitive of the tensor in `slot` ([`unwrap`]), taking the tensor out of the slot
-/// when it is one: the caller's handle is gone, so a buffer no one else holds can be written in
-/// place. `None` (the slot left as it was) on another backend or dtype.
-fn take<B: Host, const D: usize>(slot: &mut Option<Tensor<D>>) -> Option<Input<B>> {
-    let input = unwrap::<B, D>(slot.as_ref()?)?;
-    *slot = None;
-    Some(input)
-}
-
-/// [`elementwise::forward`] when the tensor in `slot` is a host `f32` tensor (taken from the
-/// slot; computed in place when its buffer is not shared and no gradient needs the input).
+/// [`elementwise::forward`] when the tensor in `slot` is a host `f32` tensor. The tensor is
+/// then taken from the slot, so that the caller's handle is gone and a buffer no one else holds
+/// is computed in place (when no gradient needs the input).
 pub(super) fn unary<B: Host, const D: usize>(
     slot: &mut Option<Tensor<D>>,
     op: Unary,
 ) -> Option<Tensor<D>> {
-    Some(match take::<B, D>(slot)? {
-        Input::Plain(mut x) => {
+    let inputs = Inputs::of([unwrap::<B, D>(slot.as_ref()?)])?;
+    *slot = None;
+    Some(match inputs {
+        Inputs::Plain([mut x]) => {
             elementwise::forward_in_place(op, B::values_mut(&mut x));
             output::<B, _>(x, false)
         }
-        Input::Tracked(x) => {
-            let ([x], nodes) = parts::<B, _>([x]);
+        Inputs::Tracked(inputs) => {
+            let ([x], nodes) = parts::<B, _>(inputs);
             let out = B::from_values(elementwise::forward(op, B::values(&x)), &B::shape(&x));
             record(UnaryBackward::<B>(PhantomData), nodes, out, || (x, op))
         }
@@ -448,32 +442,25 @@ impl<B: Host> Backward<B, 1> for UnaryBackward<B> {
 }
 
 /// [`elementwise::add_relu`] when the tensor in `slot` and `b` are host `f32` tensors of the
-/// same kind and shape (`slot`'s taken, and written in place when its buffer is not shared).
+/// same kind and shape. The tensor is then taken from the slot and the sum written into its
+/// buffer when no one else holds it.
 pub(super) fn add_relu<B: Host, const D: usize>(
     slot: &mut Option<Tensor<D>>,
     b: &Tensor<D>,
 ) -> Option<Tensor<D>> {
-    let b = unwrap::<B, D>(b)?;
-    let same_kind = matches!(
-        (&b, unwrap::<B, D>(slot.as_ref()?)?),
-        (Input::Plain(_), Input::Plain(_)) | (Input::Tracked(_), Input::Tracked(_))
-    );
-    if !same_kind {
-        return None;
-    }
-    Some(match (take::<B, D>(slot)?, b) {
-        (Input::Plain(mut a), Input::Plain(b)) => {
+    let inputs = Inputs::of([unwrap::<B, D>(slot.as_ref()?), unwrap::<B, D>(b)])?;
+    *slot = None;
+    Some(match inputs {
+        Inputs::Plain([mut a, b]) => {
             elementwise::add_relu(B::values_mut(&mut a), B::values(&b));
             output::<B, _>(a, false)
         }
-        (Input::Tracked(a), Input::Tracked(b)) => {
-            let ([mut a, b], nodes) = parts::<B, _>([a, b]);
-            // The sum's buffer is a's, written in place only when a is no one else's.
+        Inputs::Tracked(inputs) => {
+            let ([mut a, b], nodes) = parts::<B, _>(inputs);
             elementwise::add_relu(B::values_mut(&mut a), B::values(&b));
             let kept = a.clone();
             record(AddReluBackward::<B>(PhantomData), nodes, a, || kept)
         }
-        _ => unreachable!("the kinds were checked above"),
     })
 }
 

@@ -43,18 +43,18 @@ pub(crate) fn forward_in_place(op: Unary, x: &mut [f32]) {
 /// The input gradient of `op` at `x`, given the output gradient `grad`.
 pub(crate) fn backward(op: Unary, x: &[f32], grad: &[f32]) -> Vec<f32> {
     // One loop an op, as in `forward`.
-    let map = |f: fn(Unary, f32, f32) -> f32| {
+    let map = |f: fn(f32, f32) -> f32| {
         x.par_iter()
             .zip(grad)
             .with_min_len(CHUNK)
-            .map(|(&x, &dy)| f(op, x, dy))
+            .map(|(&x, &dy)| f(x, dy))
             .collect()
     };
     match op {
-        Unary::Relu => map(|_, x, dy| Unary::Relu.gradient(x, dy)),
-        Unary::Relu6 => map(|_, x, dy| Unary::Relu6.gradient(x, dy)),
-        Unary::Hardsigmoid => map(|_, x, dy| Unary::Hardsigmoid.gradient(x, dy)),
-        Unary::Hardswish => map(|_, x, dy| Unary::Hardswish.gradient(x, dy)),
+        Unary::Relu => map(|x, dy| Unary::Relu.gradient(x, dy)),
+        Unary::Relu6 => map(|x, dy| Unary::Relu6.gradient(x, dy)),
+        Unary::Hardsigmoid => map(|x, dy| Unary::Hardsigmoid.gradient(x, dy)),
+        Unary::Hardswish => map(|x, dy| Unary::Hardswish.gradient(x, dy)),
     }
 }
 

@@ -170,13 +170,13 @@ pub(crate) fn unary<const D: usize>(x: Tensor<D>, op: Unary) -> Tensor<D> {
 /// `relu(a + b)` for tensors of one shape (ResNet's residual join): Burn's ops, or one pass on
 /// the CPU devices for `f32` (into `a`'s buffer when no one else holds it).
 pub(crate) fn add_relu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
-    let same_shape = a.dims() == b.dims();
     let mut slot = Some(a);
     #[cfg(any(feature = "flex", feature = "ndarray"))]
-    if same_shape && let Some(out) = on_host!(add_relu::<D>(&mut slot, &b)) {
+    if slot.as_ref().is_some_and(|a| a.dims() == b.dims())
+        && let Some(out) = on_host!(add_relu::<D>(&mut slot, &b))
+    {
         return out;
     }
-    let _ = same_shape;
     let a = slot.expect("a host takes the tensor only when it answers");
     burn::tensor::activation::relu(a + b)
 }
