@@ -14,7 +14,9 @@ mod common;
 use burn::module::Module;
 use burn::tensor::{Distribution, Int, Tensor};
 use clap::{Parser, ValueEnum};
-use ferrovision::models::{Architecture, MobileNetV3Arch, ResNetDepth};
+use ferrovision::models::{
+    Architecture, ConvNeXtArch, EfficientNetArch, MobileNetV3Arch, ResNetDepth,
+};
 use ferrovision::nn::CrossEntropyLossConfig;
 use ferrovision::optim::AdamConfig;
 
@@ -139,8 +141,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Multiply-adds (G) of one forward of a 224x224 image, as torchvision's model docs list them.
+/// Multiply-adds (G) of one forward of a 224x224 image, as torchvision's model docs list them
+/// (EfficientNet B1-B7's, listed at their own resolutions, scaled to 224x224 by pixel count).
 fn forward_gmacs(arch: Architecture) -> f64 {
+    let at_224 = |gmacs: f64, side: f64| gmacs * (224.0 / side).powi(2);
     match arch {
         Architecture::ResNet(ResNetDepth::R18) => 1.82,
         Architecture::ResNet(ResNetDepth::R34) => 3.66,
@@ -149,5 +153,21 @@ fn forward_gmacs(arch: Architecture) -> f64 {
         Architecture::ResNet(ResNetDepth::R152) => 11.51,
         Architecture::MobileNetV3(MobileNetV3Arch::Large) => 0.22,
         Architecture::MobileNetV3(MobileNetV3Arch::Small) => 0.06,
+        Architecture::EfficientNet(arch) => match arch {
+            EfficientNetArch::B0 => 0.39,
+            EfficientNetArch::B1 => at_224(0.69, 240.0),
+            EfficientNetArch::B2 => at_224(1.09, 288.0),
+            EfficientNetArch::B3 => at_224(1.83, 300.0),
+            EfficientNetArch::B4 => at_224(4.39, 380.0),
+            EfficientNetArch::B5 => at_224(10.27, 456.0),
+            EfficientNetArch::B6 => at_224(19.07, 528.0),
+            EfficientNetArch::B7 => at_224(37.75, 600.0),
+        },
+        Architecture::ConvNeXt(arch) => match arch {
+            ConvNeXtArch::Tiny => 4.46,
+            ConvNeXtArch::Small => 8.68,
+            ConvNeXtArch::Base => 15.36,
+            ConvNeXtArch::Large => 34.36,
+        },
     }
 }

@@ -483,6 +483,61 @@ def depthwise():
     save_file({k: v.contiguous() for k, v in s.items()}, os.path.join(OUT, "depthwise.safetensors"))
 
 
+def efficientnet_convnext():
+    """torchvision.models.efficientnet_b0 and convnext_tiny (10 classes; dropout and stochastic
+    depth 0 so that training is deterministic) with the shared formula's weights: eval logits,
+    and a train-mode step's logits, loss, gradients and batch-norm statistics, computed in
+    float64 and stored as float32 (the exact values: PyTorch's own float32 gradients of B0's
+    stem are 5.5e-5 off them, where the largest is 1.7, so a float32 result is compared with
+    the truth, not with another float32 rounding); plus
+    torch.nn.functional.layer_norm over the last dimension and over channels (LayerNorm2d).
+    Written last, so that the random draws of the other files stay as they were."""
+    s = {}
+    x = rand(2, 3, 64, 64)
+    s["x"] = x
+    builders = {
+        "efficientnet_b0": lambda: torchvision.models.efficientnet_b0(num_classes=10, dropout=0.0, stochastic_depth_prob=0.0),
+        "convnext_tiny": lambda: torchvision.models.convnext_tiny(num_classes=10, stochastic_depth_prob=0.0),
+    }
+    grads = {
+        "efficientnet_b0": ["features.0.0.weight", "features.1.0.block.0.0.weight", "features.1.0.block.1.fc1.weight",
+                            "features.2.0.block.0.0.weight", "features.7.0.block.3.1.weight", "classifier.1.weight"],
+        "convnext_tiny": ["features.0.0.weight", "features.0.1.weight", "features.1.0.layer_scale",
+                          "features.1.0.block.0.weight", "features.1.0.block.3.bias", "features.2.0.weight", "features.2.1.bias",
+                          "features.7.2.block.5.bias", "classifier.0.weight", "classifier.2.weight"],
+    }
+    for arch, build in builders.items():
+        model = load_formula(build()).double()
+        model.eval()
+        with torch.no_grad():
+            s[f"{arch}.eval.logits"] = model(x.double()).float()
+        step = {}
+        train_step(model, x.double(), torch.tensor([3, 7]), step)
+        params = dict(model.named_parameters())
+        for key in grads[arch]:
+            step[f"train.grad.{key}"] = params[key].grad
+        if arch == "efficientnet_b0":
+            step["train.features.0.1.running_mean"] = model.features[0][1].running_mean.clone()
+            step["train.features.0.1.running_var"] = model.features[0][1].running_var.clone()
+        s.update({f"{arch}.{k}": v.float() for k, v in step.items()})
+    # torch.nn.functional.layer_norm(x, (8,), weight, bias, eps=1e-5) and torchvision's
+    # LayerNorm2d(6, eps=1e-6) on an NCHW map
+    from torchvision.models.convnext import LayerNorm2d
+    for name, layer, shape in [("layer_norm", torch.nn.LayerNorm(8), (3, 5, 8)), ("layer_norm2d", LayerNorm2d(6, eps=1e-6), (2, 6, 4, 5))]:
+        with torch.no_grad():
+            layer.weight.copy_(1.0 + 0.5 * rand(*layer.weight.shape))
+            layer.bias.copy_(rand(*layer.bias.shape))
+        xn = (3.0 * rand(*shape) + 1.0).requires_grad_()
+        backward_with(layer(xn), name, s)
+        s[f"{name}.x"] = xn.detach()
+        s[f"{name}.weight"] = layer.weight.detach()
+        s[f"{name}.bias"] = layer.bias.detach()
+        s[f"{name}.grad_x"] = xn.grad
+        s[f"{name}.grad_weight"] = layer.weight.grad
+        s[f"{name}.grad_bias"] = layer.bias.grad
+    save_file({k: v.contiguous() for k, v in s.items()}, os.path.join(OUT, "efficientnet_convnext.safetensors"))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     transforms()
@@ -493,5 +548,6 @@ if __name__ == "__main__":
     winograd()
     mobilenet()
     depthwise()
+    efficientnet_convnext()
     for name in sorted(os.listdir(OUT)):
         print(f"{name}: {os.path.getsize(os.path.join(OUT, name)) / 1e3:.0f} kB")

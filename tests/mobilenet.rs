@@ -3,12 +3,11 @@
 
 mod common;
 
-use burn::tensor::Device;
-use common::{Golden, devices, formula_state_dict};
+use common::{Golden, check_eval_logits, devices, formula_model};
 use ferrovision::models::mobilenet::{BlockLayer, ConvNormActivation, Feature};
-use ferrovision::models::{MobileNetV3, MobileNetV3Arch, MobileNetV3Config};
+use ferrovision::models::{MobileNetV3, MobileNetV3Arch, MobileNetV3Config, Model};
 use ferrovision::nn::{Conv2d, CrossEntropyLossConfig, SqueezeExcitation, is_training};
-use ferrovision::weights::{LoadOptions, load_state_dict, state_dict};
+use ferrovision::weights::state_dict;
 
 #[test]
 fn parameter_counts_and_keys_match_torchvision() {
@@ -47,31 +46,12 @@ const LARGE_KEYS: usize = 312;
 /// `len(torchvision.models.mobilenet_v3_small().state_dict())`.
 const SMALL_KEYS: usize = 244;
 
-fn formula_model(arch: MobileNetV3Arch, device: &Device) -> MobileNetV3 {
-    let model = MobileNetV3Config::new(arch)
-        .with_num_classes(10)
-        .with_dropout(0.0)
-        .init(device);
-    let dict = formula_state_dict(&state_dict(&model));
-    load_state_dict(model, &dict, &LoadOptions::strict())
-        .unwrap()
-        .0
-}
-
 #[test]
 fn eval_logits_match_torchvision() {
-    let g = Golden::open("mobilenet_v3");
-    for (name, device) in devices() {
-        for arch in MobileNetV3Arch::ALL {
-            let model = formula_model(arch, &device).eval();
-            let logits = model.forward(g.tensor("x", &device));
-            g.check_scaled(
-                &format!("{name} {arch} eval logits"),
-                logits,
-                &format!("{arch}.eval.logits"),
-            );
-        }
-    }
+    check_eval_logits(
+        "mobilenet_v3",
+        &["mobilenet_v3_large", "mobilenet_v3_small"],
+    );
 }
 
 #[test]
@@ -79,7 +59,10 @@ fn train_step_matches_torchvision() {
     let g = Golden::open("mobilenet_v3");
     for (name, device) in devices() {
         let device = device.autodiff();
-        let model = formula_model(MobileNetV3Arch::Small, &device).train();
+        let Model::MobileNetV3(model) = formula_model("mobilenet_v3_small", &device) else {
+            unreachable!("formula_model builds the architecture it is named")
+        };
+        let model = model.train();
         assert!(is_training(&model));
         let logits = model.forward(g.tensor("x", &device));
         g.check_scaled(

@@ -141,6 +141,10 @@ pub(crate) enum Unary {
     Relu6,
     Hardsigmoid,
     Hardswish,
+    Silu,
+    Gelu,
+    /// GELU with PyTorch's tanh approximation.
+    GeluTanh,
 }
 
 impl Unary {
@@ -152,6 +156,15 @@ impl Unary {
             Unary::Relu6 => f::relu6(x),
             Unary::Hardsigmoid => f::hard_sigmoid(x, 1.0 / 6.0, 0.5),
             Unary::Hardswish => f::hard_swish(x),
+            Unary::Silu => f::silu(x),
+            // Not `f::gelu`: its backward is the tanh approximation's derivative (off by up to
+            // 4e-4, which a ConvNeXt's stem gradient shows); composed of `erf`, autodiff
+            // differentiates the exact function.
+            Unary::Gelu => {
+                let cdf = x.clone().mul_scalar(std::f64::consts::FRAC_1_SQRT_2).erf();
+                x * cdf.add_scalar(1.0).mul_scalar(0.5)
+            }
+            Unary::GeluTanh => f::gelu_approximate(x),
         }
     }
 }

@@ -9,7 +9,20 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::Result;
 use crate::weights::{LoadOptions, LoadReport, load_file};
 
-use super::{MobileNetV3, MobileNetV3Arch, MobileNetV3Config, ResNet, ResNetConfig, ResNetDepth};
+use super::{
+    ConvNeXt, ConvNeXtArch, ConvNeXtConfig, EfficientNet, EfficientNetArch, EfficientNetConfig,
+    MobileNetV3, MobileNetV3Arch, MobileNetV3Config, ResNet, ResNetConfig, ResNetDepth,
+};
+
+/// The member of `all` whose name (its `Display`) is `name`.
+pub(crate) fn by_name<T: Copy + std::fmt::Display>(all: &[T], name: &str) -> Result<T> {
+    all.iter()
+        .copied()
+        .find(|a| a.to_string() == name)
+        .ok_or_else(|| crate::Error::UnknownArchitecture {
+            name: name.to_string(),
+        })
+}
 
 /// An architecture, named as torchvision names its builder (`resnet18`, `mobilenet_v3_small`,
 /// ...): what `--arch` takes and what a checkpoint records.
@@ -29,16 +42,28 @@ pub enum Architecture {
     ResNet(ResNetDepth),
     /// A [`MobileNetV3`].
     MobileNetV3(MobileNetV3Arch),
+    /// An [`EfficientNet`].
+    EfficientNet(EfficientNetArch),
+    /// A [`ConvNeXt`].
+    ConvNeXt(ConvNeXtArch),
 }
 
 impl Architecture {
-    /// Every architecture, ResNets first.
+    /// Every architecture: ResNets, MobileNetV3s, EfficientNets, ConvNeXts.
     pub fn all() -> Vec<Architecture> {
         let resnets = ResNetDepth::ALL.into_iter().map(Architecture::ResNet);
         let mobilenets = MobileNetV3Arch::ALL
             .into_iter()
             .map(Architecture::MobileNetV3);
-        resnets.chain(mobilenets).collect()
+        let efficientnets = EfficientNetArch::ALL
+            .into_iter()
+            .map(Architecture::EfficientNet);
+        let convnexts = ConvNeXtArch::ALL.into_iter().map(Architecture::ConvNeXt);
+        resnets
+            .chain(mobilenets)
+            .chain(efficientnets)
+            .chain(convnexts)
+            .collect()
     }
 
     /// The network with torchvision's init and a head of `num_classes`, in training mode.
@@ -54,6 +79,16 @@ impl Architecture {
                     .with_num_classes(num_classes)
                     .init(device),
             ),
+            Architecture::EfficientNet(arch) => Model::EfficientNet(
+                EfficientNetConfig::new(arch)
+                    .with_num_classes(num_classes)
+                    .init(device),
+            ),
+            Architecture::ConvNeXt(arch) => Model::ConvNeXt(
+                ConvNeXtConfig::new(arch)
+                    .with_num_classes(num_classes)
+                    .init(device),
+            ),
         }
     }
 }
@@ -63,6 +98,8 @@ impl std::fmt::Display for Architecture {
         match self {
             Architecture::ResNet(depth) => depth.fmt(f),
             Architecture::MobileNetV3(arch) => arch.fmt(f),
+            Architecture::EfficientNet(arch) => arch.fmt(f),
+            Architecture::ConvNeXt(arch) => arch.fmt(f),
         }
     }
 }
@@ -72,12 +109,7 @@ impl std::str::FromStr for Architecture {
     type Err = crate::Error;
 
     fn from_str(name: &str) -> crate::Result<Self> {
-        Architecture::all()
-            .into_iter()
-            .find(|a| a.to_string() == name)
-            .ok_or_else(|| crate::Error::UnknownArchitecture {
-                name: name.to_string(),
-            })
+        by_name(&Architecture::all(), name)
     }
 }
 
@@ -112,6 +144,10 @@ pub enum Model {
     ResNet(ResNet),
     /// A [`MobileNetV3`].
     MobileNetV3(MobileNetV3),
+    /// An [`EfficientNet`].
+    EfficientNet(EfficientNet),
+    /// A [`ConvNeXt`].
+    ConvNeXt(ConvNeXt),
 }
 
 impl Model {
@@ -120,6 +156,8 @@ impl Model {
         match self {
             Model::ResNet(model) => model.forward(input),
             Model::MobileNetV3(model) => model.forward(input),
+            Model::EfficientNet(model) => model.forward(input),
+            Model::ConvNeXt(model) => model.forward(input),
         }
     }
 
@@ -128,15 +166,19 @@ impl Model {
         match self {
             Model::ResNet(model) => model.num_classes(),
             Model::MobileNetV3(model) => model.num_classes(),
+            Model::EfficientNet(model) => model.num_classes(),
+            Model::ConvNeXt(model) => model.num_classes(),
         }
     }
 
-    /// The state-dict prefix of the classifier layer fine-tuning replaces: `fc.` or
-    /// `classifier.3.`.
+    /// The state-dict prefix of the classifier layer fine-tuning replaces: `fc.` (ResNet),
+    /// `classifier.3.` (MobileNetV3), `classifier.1.` (EfficientNet), `classifier.2.` (ConvNeXt).
     pub fn head_prefix(&self) -> &'static str {
         match self {
             Model::ResNet(_) => "fc.",
             Model::MobileNetV3(_) => "classifier.3.",
+            Model::EfficientNet(_) => "classifier.1.",
+            Model::ConvNeXt(_) => "classifier.2.",
         }
     }
 
@@ -195,7 +237,9 @@ mod tests {
         let device = crate::device::ndarray();
         let resnet = Architecture::ResNet(ResNetDepth::R18).init(3, &device);
         let mobilenet = Architecture::MobileNetV3(MobileNetV3Arch::Small).init(3, &device);
-        for model in [resnet, mobilenet] {
+        let efficientnet = Architecture::EfficientNet(EfficientNetArch::B0).init(3, &device);
+        let convnext = Architecture::ConvNeXt(ConvNeXtArch::Tiny).init(3, &device);
+        for model in [resnet, mobilenet, efficientnet, convnext] {
             let dict = crate::weights::state_dict(&model);
             let head: Vec<_> = dict
                 .keys()

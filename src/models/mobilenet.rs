@@ -16,9 +16,10 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::make_divisible;
 use crate::nn::{
-    Activation, AdaptiveAvgPool2d, BatchNorm2d, BatchNorm2dConfig, Conv2d, Conv2dConfig, Dropout,
-    Hardsigmoid, Hardswish, Linear, LinearConfig, Relu, SqueezeExcitation,
+    Activation, AdaptiveAvgPool2d, ConvNormActivationConfig, Dropout, Hardsigmoid, Hardswish,
+    Linear, LinearConfig, Relu, SqueezeExcitation, forward_conv_norm,
 };
 
 /// Which MobileNetV3.
@@ -107,12 +108,7 @@ impl std::str::FromStr for MobileNetV3Arch {
     type Err = crate::Error;
 
     fn from_str(name: &str) -> crate::Result<Self> {
-        MobileNetV3Arch::ALL
-            .into_iter()
-            .find(|a| a.to_string() == name)
-            .ok_or_else(|| crate::Error::UnknownArchitecture {
-                name: name.to_string(),
-            })
+        super::arch::by_name(&MobileNetV3Arch::ALL, name)
     }
 }
 
@@ -129,9 +125,7 @@ pub struct MobileNetV3Config {
     pub dropout: f64,
 }
 
-/// torchvision's `Conv2dNormActivation`: a convolution without bias, a batch norm (eps 0.001,
-/// momentum 0.01, MobileNetV3's) and an activation; state-dict keys `0.weight` and `1.*`.
-pub type ConvNormActivation = (Conv2d, BatchNorm2d, Activation);
+pub use crate::nn::ConvNormActivation;
 
 /// One entry of `features`: the stem and last convolutions, or an inverted residual block.
 /// The variant is not part of state-dict keys.
@@ -175,19 +169,8 @@ pub struct MobileNetV3 {
     pub classifier: (Linear, Hardswish, Dropout, Linear),
 }
 
-/// torchvision's `_make_divisible(value, 8)`: the nearest multiple of 8, at least 8, and not
-/// more than 10% below `value`.
-fn make_divisible(value: usize) -> usize {
-    let rounded = ((value + 4) / 8 * 8).max(8);
-    if rounded * 10 < value * 9 {
-        rounded + 8
-    } else {
-        rounded
-    }
-}
-
-/// A [`ConvNormActivation`] with torchvision's init: `kaiming_normal_(fan_out)` weights, batch
-/// norm weight 1 and bias 0; padding `(kernel - 1) / 2`.
+/// A [`ConvNormActivation`] with MobileNetV3's batch norm (eps 0.001, momentum 0.01) and
+/// torchvision's init.
 fn conv_norm_activation(
     [in_channels, out_channels]: [usize; 2],
     kernel: usize,
@@ -196,26 +179,21 @@ fn conv_norm_activation(
     activation: Activation,
     device: &Device,
 ) -> ConvNormActivation {
-    let conv = Conv2dConfig::new(in_channels, out_channels, [kernel, kernel])
-        .with_stride([stride, stride])
-        .with_padding([(kernel - 1) / 2; 2])
+    ConvNormActivationConfig::new(in_channels, out_channels, kernel)
+        .with_stride(stride)
         .with_groups(groups)
-        .with_bias(false)
-        .init(device)
-        .with_kaiming_normal_fan_out(device);
-    let bn = BatchNorm2dConfig::new(out_channels)
         .with_eps(0.001)
         .with_momentum(0.01)
-        .init(device);
-    (conv, bn, activation)
+        .init(activation, device)
 }
 
-/// Applies a [`ConvNormActivation`] (the ReLU fused into the batch norm's pass).
-fn apply((conv, bn, activation): &ConvNormActivation, input: Tensor<4>) -> Tensor<4> {
-    let x = conv.forward(input);
-    match activation {
-        Activation::Relu(_) => bn.forward_relu(x),
-        other => other.forward(bn.forward(x)),
+impl BlockLayer {
+    /// Applies the layer.
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        match self {
+            BlockLayer::Conv(layer) => forward_conv_norm(layer, input),
+            BlockLayer::SqueezeExcitation(se) => se.forward(input),
+        }
     }
 }
 
@@ -249,18 +227,10 @@ impl InvertedResidual {
             device,
         )));
         if use_se {
-            let se = SqueezeExcitation::new(expanded, make_divisible(expanded / 4), device)
-                .with_scale_activation(Activation::Hardsigmoid(Hardsigmoid));
-            // torchvision's init reaches the SE's 1x1 convolutions too: kaiming, zero bias.
-            let init = |conv: Conv2d| {
-                let channels = conv.weight.lazy_shape().dims::<4>()[0];
-                Conv2d {
-                    bias: Some(Param::from_tensor(Tensor::zeros([channels], device))),
-                    ..conv.with_kaiming_normal_fan_out(device)
-                }
-            };
-            let (fc1, fc2) = (init(se.fc1), init(se.fc2));
-            let se = SqueezeExcitation { fc1, fc2, ..se };
+            let squeeze = make_divisible((expanded / 4) as f64);
+            let se = SqueezeExcitation::new(expanded, squeeze, device)
+                .with_scale_activation(Activation::Hardsigmoid(Hardsigmoid))
+                .with_kaiming_normal_fan_out(device);
             block.push(BlockLayer::SqueezeExcitation(se));
         }
         block.push(BlockLayer::Conv(conv_norm_activation(
@@ -282,13 +252,10 @@ impl InvertedResidual {
     /// # Shapes
     /// - input: `[batch, input, h, w]`; output: `[batch, out, h / stride, w / stride]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let mut x = input.clone();
-        for layer in &self.block {
-            x = match layer {
-                BlockLayer::Conv(layer) => apply(layer, x),
-                BlockLayer::SqueezeExcitation(se) => se.forward(x),
-            };
-        }
+        let x = self
+            .block
+            .iter()
+            .fold(input.clone(), |x, layer| layer.forward(x));
         if self.use_res_connect { x + input } else { x }
     }
 }
@@ -361,7 +328,7 @@ impl MobileNetV3 {
         let mut x = input;
         for feature in &self.features {
             x = match feature {
-                Feature::Conv(layer) => apply(layer, x),
+                Feature::Conv(layer) => forward_conv_norm(layer, x),
                 Feature::Block(block) => block.forward(x),
             };
         }

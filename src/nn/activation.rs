@@ -122,7 +122,7 @@ pub struct Silu;
 impl Silu {
     /// Applies the SiLU; input and output of any shape, the same.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        f::silu(input)
+        kernels::unary(input, Unary::Silu)
     }
 }
 
@@ -147,11 +147,12 @@ pub struct Gelu {
 impl Gelu {
     /// Applies the GELU; input and output of any shape, the same.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        if self.tanh {
-            f::gelu_approximate(input)
+        let op = if self.tanh {
+            Unary::GeluTanh
         } else {
-            f::gelu(input)
-        }
+            Unary::Gelu
+        };
+        kernels::unary(input, op)
     }
 }
 

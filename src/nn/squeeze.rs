@@ -1,6 +1,7 @@
 //! Squeeze-and-excitation (Hu et al., 2018) as torchvision writes it.
 
 use burn::module::Module;
+use burn::module::Param;
 use burn::tensor::{Device, Tensor};
 
 use super::{Activation, Conv2d, Conv2dConfig, Relu};
@@ -50,6 +51,23 @@ impl SqueezeExcitation {
     pub fn with_scale_activation(self, scale_activation: Activation) -> Self {
         SqueezeExcitation {
             scale_activation,
+            ..self
+        }
+    }
+
+    /// The same block with both convolutions drawn again as torchvision's models initialise
+    /// theirs: `kaiming_normal_(fan_out)` weights, zero biases.
+    pub(crate) fn with_kaiming_normal_fan_out(self, device: &Device) -> Self {
+        let init = |conv: Conv2d| {
+            let channels = conv.weight.lazy_shape().dims::<4>()[0];
+            Conv2d {
+                bias: Some(Param::from_tensor(Tensor::zeros([channels], device))),
+                ..conv.with_kaiming_normal_fan_out(device)
+            }
+        };
+        SqueezeExcitation {
+            fc1: init(self.fc1),
+            fc2: init(self.fc2),
             ..self
         }
     }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Gradients, Tensor, TensorData};
 
 use super::raw::{Dtype, RawTensor};
 use super::state_dict::StateDict;
@@ -123,19 +123,27 @@ impl Path {
     }
 }
 
-/// Walks a module, recording each tensor's key and shape, and its values when `read_values`.
-struct Collect {
+/// What [`Collect`] reads of each tensor besides its shape.
+#[derive(Clone, Copy)]
+enum Read<'a> {
+    Nothing,
+    Values,
+    Gradients(&'a Gradients),
+}
+
+/// Walks a module, recording each tensor's key and shape, and its values or gradients.
+struct Collect<'a> {
     path: Path,
-    read_values: bool,
+    read: Read<'a>,
     shapes: BTreeMap<String, Vec<usize>>,
     tensors: BTreeMap<String, RawTensor>,
 }
 
-impl Collect {
-    fn run<M: Module>(module: &M, read_values: bool) -> Self {
+impl<'a> Collect<'a> {
+    fn run<M: Module>(module: &M, read: Read<'a>) -> Self {
         let mut collect = Collect {
             path: Path::default(),
-            read_values,
+            read,
             shapes: BTreeMap::new(),
             tensors: BTreeMap::new(),
         };
@@ -144,7 +152,7 @@ impl Collect {
     }
 }
 
-impl ModuleVisitor for Collect {
+impl ModuleVisitor for Collect<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.path.enter(name, container_type);
     }
@@ -154,10 +162,15 @@ impl ModuleVisitor for Collect {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let key = self.path.key();
         self.shapes.insert(key.clone(), param.lazy_shape().to_vec());
-        if !self.read_values {
-            return;
-        }
-        let data = param.val().into_data().convert::<f32>();
+        let tensor = match self.read {
+            Read::Nothing => return,
+            Read::Values => param.val(),
+            Read::Gradients(grads) => match param.val().grad(grads) {
+                Some(grad) => grad,
+                None => return,
+            },
+        };
+        let data = tensor.into_data().convert::<f32>();
         let values = data.try_to_vec::<f32>().expect("converted to f32");
         let tensor = if key.ends_with(COUNTER_SUFFIX) {
             RawTensor {
@@ -180,7 +193,7 @@ impl ModuleVisitor for Collect {
 /// assert_eq!(shapes["weight"], vec![2, 4]);
 /// ```
 pub fn parameter_shapes<M: Module>(module: &M) -> BTreeMap<String, Vec<usize>> {
-    Collect::run(module, false).shapes
+    Collect::run(module, Read::Nothing).shapes
 }
 
 /// The module's state dict, named as PyTorch names it: parameters and buffers
@@ -189,7 +202,30 @@ pub fn parameter_shapes<M: Module>(module: &M) -> BTreeMap<String, Vec<usize>> {
 /// This reads every tensor from the device.
 pub fn state_dict<M: Module>(module: &M) -> StateDict {
     let mut dict = StateDict::new();
-    for (key, tensor) in Collect::run(module, true).tensors {
+    for (key, tensor) in Collect::run(module, Read::Values).tensors {
+        dict.insert(key, tensor);
+    }
+    dict
+}
+
+/// The gradient of each parameter that has one in `grads`, by its state-dict key: PyTorch's
+/// `{name: p.grad for name, p in model.named_parameters()}`. Reads every gradient from the
+/// device.
+///
+/// ```
+/// use burn::tensor::Tensor;
+/// let device = ferrovision::device::ndarray().autodiff();
+/// let linear = ferrovision::nn::LinearConfig::new(3, 2).init(&device);
+/// let loss = linear.forward(Tensor::<2>::ones([4, 3], &device)).sum();
+/// let grads = ferrovision::weights::gradient_dict(&linear, &loss.backward());
+/// assert_eq!(grads.get("weight").unwrap().shape, vec![2, 3]);
+/// let bias = grads.get("bias").unwrap().to_f32("linear".as_ref(), "bias", false)?;
+/// assert_eq!(bias, vec![4.0, 4.0]);
+/// # Ok::<(), ferrovision::Error>(())
+/// ```
+pub fn gradient_dict<M: Module>(module: &M, grads: &Gradients) -> StateDict {
+    let mut dict = StateDict::new();
+    for (key, tensor) in Collect::run(module, Read::Gradients(grads)).tensors {
         dict.insert(key, tensor);
     }
     dict
@@ -253,7 +289,7 @@ pub fn load_file<M: Module>(
     path: impl AsRef<std::path::Path>,
     options: &LoadOptions,
 ) -> Result<(M, LoadReport)> {
-    let shapes = Collect::run(&module, false).shapes;
+    let shapes = Collect::run(&module, Read::Nothing).shapes;
     let wanted = |key: &str, shape: &[usize]| {
         shapes
             .get(key)
@@ -276,7 +312,7 @@ pub fn load_state_dict<M: Module>(
     dict: &StateDict,
     options: &LoadOptions,
 ) -> Result<(M, LoadReport)> {
-    let shapes = Collect::run(&module, false);
+    let shapes = Collect::run(&module, Read::Nothing);
     let path: PathBuf = dict.source_or_memory();
 
     let mut report = LoadReport::default();
@@ -341,7 +377,7 @@ const BUFFER_SUFFIXES: [&str; 3] = ["running_mean", "running_var", COUNTER_SUFFI
 /// Learnable parameters of `module`, as PyTorch's `sum(p.numel() for p in m.parameters())`:
 /// buffers (batch-norm running statistics) excluded.
 pub fn num_parameters<M: Module>(module: &M) -> usize {
-    Collect::run(module, false)
+    Collect::run(module, Read::Nothing)
         .shapes
         .iter()
         .filter(|(key, _)| !BUFFER_SUFFIXES.iter().any(|s| key.ends_with(s)))

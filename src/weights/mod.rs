@@ -32,8 +32,8 @@ mod state_dict;
 pub(crate) use crate::atomic::write_atomically;
 pub(crate) use apply::Path;
 pub use apply::{
-    LoadOptions, LoadReport, load_file, load_state_dict, num_parameters, parameter_shapes,
-    state_dict,
+    LoadOptions, LoadReport, gradient_dict, load_file, load_state_dict, num_parameters,
+    parameter_shapes, state_dict,
 };
 pub use raw::{Dtype, RawTensor};
 pub use state_dict::StateDict;

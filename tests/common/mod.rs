@@ -6,6 +6,9 @@ use std::path::PathBuf;
 pub mod http;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use ferrovision::models::{
+    Architecture, ConvNeXtConfig, EfficientNetConfig, MobileNetV3Config, Model, ResNetConfig,
+};
 use ferrovision::weights::{RawTensor, StateDict};
 
 /// The devices every golden test runs on: ndarray and flex, plus wgpu when the feature is on;
@@ -77,6 +80,27 @@ impl Golden {
         )
     }
 
+    /// The golden keys that start with `prefix`.
+    pub fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let keys = self.0.keys().into_iter();
+        keys.filter(|k| k.starts_with(prefix))
+            .map(String::from)
+            .collect()
+    }
+
+    /// A state dict of golden tensors renamed: `(golden key, new key)` pairs.
+    pub fn select(&self, pairs: &[(&str, &str)]) -> StateDict {
+        let mut dict = StateDict::new();
+        for (from, to) in pairs {
+            let raw = self
+                .0
+                .get(from)
+                .unwrap_or_else(|| panic!("golden key `{from}` missing"));
+            dict.insert(*to, raw.clone());
+        }
+        dict
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.0.get(key).is_some()
     }
@@ -101,6 +125,34 @@ impl Golden {
         let (shape, expected) = self.raw(key);
         let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         assert_close(label, actual, &shape, &expected, 1e-4 * scale, 1e-5)
+    }
+
+    /// Checks the tensor `key` of `dict` (a [`gradient_dict`](ferrovision::weights::gradient_dict))
+    /// against golden `golden_key` as [`check_scaled`](Self::check_scaled) does, shapes equal,
+    /// with the absolute tolerance `tolerance * max(1, max|expected|)`.
+    pub fn check_dict_scaled(
+        &self,
+        label: &str,
+        dict: &StateDict,
+        (key, golden_key): (&str, &str),
+        tolerance: f32,
+    ) {
+        let raw = dict
+            .get(key)
+            .unwrap_or_else(|| panic!("{label}: no `{key}` in {:?}", dict.keys()));
+        let (shape, expected) = self.raw(golden_key);
+        assert_eq!(raw.shape, shape, "{label}: shape");
+        let values = raw.to_f32(std::path::Path::new(label), key, false).unwrap();
+        let actual = Tensor::<1>::from_floats(values.as_slice(), &ferrovision::device::ndarray());
+        let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        assert_close(
+            label,
+            actual,
+            &[values.len()],
+            &expected,
+            tolerance * scale,
+            1e-5,
+        );
     }
 
     /// Checks the gradient `what` (e.g. `grad_x`) of golden case `case` on device `name`.
@@ -206,6 +258,59 @@ pub fn formula_state_dict(template: &StateDict) -> StateDict {
         dict.insert(key, RawTensor::from_f32(shape, &values));
     }
     dict
+}
+
+/// torchvision's architecture `name` with 10 classes, no dropout and no stochastic depth (so
+/// that training is deterministic), and [`formula_state_dict`]'s weights loaded strictly by
+/// torchvision's keys: the model `scripts/make_golden.py` builds with `load_formula`.
+pub fn formula_model(name: &str, device: &Device) -> Model {
+    let model = match name.parse::<Architecture>().unwrap() {
+        Architecture::ResNet(depth) => {
+            Model::ResNet(ResNetConfig::new(depth).with_num_classes(10).init(device))
+        }
+        Architecture::MobileNetV3(arch) => Model::MobileNetV3(
+            MobileNetV3Config::new(arch)
+                .with_num_classes(10)
+                .with_dropout(0.0)
+                .init(device),
+        ),
+        Architecture::EfficientNet(arch) => Model::EfficientNet(
+            EfficientNetConfig::new(arch)
+                .with_num_classes(10)
+                .with_dropout(Some(0.0))
+                .with_stochastic_depth_prob(0.0)
+                .init(device),
+        ),
+        Architecture::ConvNeXt(arch) => Model::ConvNeXt(
+            ConvNeXtConfig::new(arch)
+                .with_num_classes(10)
+                .with_stochastic_depth_prob(Some(0.0))
+                .init(device),
+        ),
+    };
+    let dict = formula_state_dict(&ferrovision::weights::state_dict(&model));
+    let options = ferrovision::weights::LoadOptions::strict();
+    ferrovision::weights::load_state_dict(model, &dict, &options)
+        .unwrap()
+        .0
+}
+
+/// Each of `archs` ([`formula_model`]) in eval mode against the golden file's
+/// `{arch}.eval.logits` for its input `x`, on every device.
+pub fn check_eval_logits(golden: &str, archs: &[&str]) {
+    let g = Golden::open(golden);
+    for (name, device) in devices() {
+        for arch in archs {
+            let model = formula_model(arch, &device).eval();
+            assert!(!ferrovision::nn::is_training(&model));
+            let logits = model.forward(g.tensor("x", &device));
+            g.check_scaled(
+                &format!("{name} {arch} eval logits"),
+                logits,
+                &format!("{arch}.eval.logits"),
+            );
+        }
+    }
 }
 
 /// An example built next to this test binary (`cargo test` builds the examples); `None`, with
