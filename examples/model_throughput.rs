@@ -32,7 +32,8 @@ enum Mode {
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Architecture: resnet18 ... resnet152, mobilenet_v3_large, mobilenet_v3_small.
+    /// Architecture, torchvision's name: resnet18 ... resnet152, mobilenet_v3_large,
+    /// mobilenet_v3_small, efficientnet_b0 ... efficientnet_b7, convnext_tiny ... convnext_large.
     #[arg(long, default_value = "resnet18")]
     arch: Architecture,
     #[arg(long, value_enum, default_value = "train")]

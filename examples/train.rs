@@ -63,11 +63,13 @@ struct Args {
     /// classification head is replaced.
     #[arg(long)]
     weights: Option<String>,
-    /// Train only the head (`fc`, or MobileNetV3's `classifier.3`); the backbone is frozen.
+    /// Train only the head (ResNet's `fc`, MobileNetV3's `classifier.3`, EfficientNet's
+    /// `classifier.1`, ConvNeXt's `classifier.2`); the backbone is frozen.
     #[arg(long)]
     freeze_backbone: bool,
-    /// Architecture: resnet18, resnet34, resnet50, resnet101, resnet152, mobilenet_v3_large,
-    /// mobilenet_v3_small.
+    /// Architecture, torchvision's name: resnet18 ... resnet152, mobilenet_v3_large,
+    /// mobilenet_v3_small, efficientnet_b0 ... efficientnet_b7, convnext_tiny, convnext_small,
+    /// convnext_base, convnext_large.
     #[arg(long, default_value = "resnet18")]
     arch: Architecture,
     #[arg(long, default_value_t = 10)]

@@ -28,8 +28,17 @@ import tempfile
 import time
 
 # Multiply-adds (G) per 224x224 forward, as torchvision's model docs list them; two FLOPs each.
+# EfficientNet B1-B7 are listed at their own resolutions: scaled to 224x224 by pixel count, as
+# examples/model_throughput.rs does.
 FORWARD_GMACS_224 = {"resnet18": 1.82, "resnet34": 3.66, "resnet50": 4.09, "resnet101": 7.80,
-                     "resnet152": 11.51, "mobilenet_v3_large": 0.22, "mobilenet_v3_small": 0.06}
+                     "resnet152": 11.51, "mobilenet_v3_large": 0.22, "mobilenet_v3_small": 0.06,
+                     "convnext_tiny": 4.46, "convnext_small": 8.68, "convnext_base": 15.36,
+                     "convnext_large": 34.36}
+for _arch, (_gmacs, _side) in {"efficientnet_b0": (0.39, 224), "efficientnet_b1": (0.69, 240),
+                               "efficientnet_b2": (1.09, 288), "efficientnet_b3": (1.83, 300),
+                               "efficientnet_b4": (4.39, 380), "efficientnet_b5": (10.27, 456),
+                               "efficientnet_b6": (19.07, 528), "efficientnet_b7": (37.75, 600)}.items():
+    FORWARD_GMACS_224[_arch] = _gmacs * (224 / _side) ** 2
 
 
 def gflop(arch, mode, size):

@@ -538,6 +538,53 @@ def efficientnet_convnext():
     save_file({k: v.contiguous() for k, v in s.items()}, os.path.join(OUT, "efficientnet_convnext.safetensors"))
 
 
+def strided_families():
+    """torch.save files of mobilenet_v3_small, efficientnet_b0 and convnext_tiny (10 classes) as
+    torchvision writes them, small because every weight is a strided view of two shared storages
+    (see real_files); the batch norms calibrated on the input (cumulative statistics of one
+    train-mode pass, stored dense), so that eval logits are not washed out. The eval logits go
+    to strided_families.safetensors. Written last, so that the random draws of the other files
+    stay as they were."""
+    x = rand(2, 3, 64, 64)
+    s = {"x": x}
+    weights = 0.04 * (2 * torch.rand(16384) - 1)
+    positive = 0.5 + torch.rand(2048)
+
+    def view(storage, shape):
+        # Strides small enough for every layer of these nets to fit the storages.
+        strides = {4: (7, 3, 2, 1), 3: (1, 1, 1), 2: (3, 1), 1: (1,)}[len(shape)]
+        return storage.as_strided(shape, strides)
+
+    for arch in ["mobilenet_v3_small", "efficientnet_b0", "convnext_tiny"]:
+        model = getattr(torchvision.models, arch)(num_classes=10)
+        state = {}
+        for key, value in model.state_dict().items():
+            if key.endswith("num_batches_tracked"):
+                state[key] = torch.tensor(7)
+            elif key.endswith("weight") and value.dim() == 1:
+                state[key] = view(positive, value.shape)
+            else:
+                state[key] = view(weights, value.shape)
+        model.load_state_dict(state)
+        norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        for bn in norms:
+            bn.reset_running_stats()
+            bn.momentum = None  # a cumulative average: after one batch, its statistics
+        model.train()
+        with torch.no_grad():
+            model(x)
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                state[f"{name}.running_mean"] = module.running_mean.clone()
+                state[f"{name}.running_var"] = module.running_var.clone()
+                module.num_batches_tracked.fill_(7)
+        torch.save(state, os.path.join(OUT, f"{arch}_strided.pth"))
+        model.eval()
+        with torch.no_grad():
+            s[f"{arch}.logits"] = model(x)
+    save_file({k: v.contiguous() for k, v in s.items()}, os.path.join(OUT, "strided_families.safetensors"))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     transforms()
@@ -549,5 +596,6 @@ if __name__ == "__main__":
     mobilenet()
     depthwise()
     efficientnet_convnext()
+    strided_families()
     for name in sorted(os.listdir(OUT)):
         print(f"{name}: {os.path.getsize(os.path.join(OUT, name)) / 1e3:.0f} kB")

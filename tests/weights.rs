@@ -6,8 +6,8 @@ mod common;
 use common::{Golden, devices, fixture};
 use ferrovision::Error;
 use ferrovision::models::resnet::BasicBlock;
-use ferrovision::models::{ResNetConfig, ResNetDepth};
-use ferrovision::weights::{Dtype, LoadOptions, RawTensor, StateDict, load_state_dict};
+use ferrovision::models::{Architecture, ResNetConfig, ResNetDepth};
+use ferrovision::weights::{Dtype, LoadOptions, RawTensor, StateDict, load_state_dict, state_dict};
 
 #[test]
 fn torch_save_resnet18_with_strided_storages_loads_to_torch_logits() {
@@ -30,6 +30,26 @@ fn torch_save_resnet18_with_strided_storages_loads_to_torch_logits() {
             logits,
             "strided.logits",
         );
+    }
+}
+
+#[test]
+fn torch_save_of_each_family_loads_strictly_to_torch_logits() {
+    // torch.save(state) of mobilenet_v3_small, efficientnet_b0 and convnext_tiny (10 classes),
+    // every weight a strided view, batch norms calibrated (scripts/make_golden.py,
+    // strided_families()).
+    let g = Golden::open("strided_families");
+    for (name, device) in devices() {
+        for arch in ["mobilenet_v3_small", "efficientnet_b0", "convnext_tiny"] {
+            let model = arch.parse::<Architecture>().unwrap().init(10, &device);
+            let file = fixture(&format!("golden/{arch}_strided.pth"));
+            let (model, report) = model.load_weights(file).unwrap();
+            assert!(report.is_complete(), "{arch}: {report}");
+            assert_eq!(report.loaded.len(), state_dict(&model).len(), "{arch}");
+            let logits = model.eval().forward(g.tensor("x", &device));
+            let label = format!("{name} torch.save {arch} logits");
+            g.check_scaled(&label, logits, &format!("{arch}.logits"));
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 
 use rayon::prelude::*;
 
+use super::fma::{MulAdd, with_fma};
 use super::geometry::ConvGeometry;
 use super::scratch;
 
@@ -435,57 +436,12 @@ mod x86 {
     }
 }
 
-/// How a kernel multiplies and adds: `a · b + c` as two roundings, or one fused.
-trait MulAdd {
-    fn mul_add(a: f32, b: f32, c: f32) -> f32;
-}
-
-/// Two roundings, for CPUs without FMA.
-struct Separate;
-
-/// One rounding: `vfmadd` where the kernel is compiled for FMA.
-struct Fused;
-
-impl MulAdd for Separate {
-    #[inline(always)]
-    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-        a * b + c
-    }
-}
-
-impl MulAdd for Fused {
-    #[inline(always)]
-    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-        a.mul_add(b, c)
-    }
-}
-
 /// `acc[l] += a[l] · b[l]` for one vector.
 #[inline(always)]
 fn madd<M: MulAdd>(acc: &mut Vector, a: &Vector, b: &[f32]) {
     for l in 0..LANES {
         acc[l] = M::mul_add(a[l], b[l], acc[l]);
     }
-}
-
-/// `fn $name(args)`: `$kernel::<Fused>` compiled for AVX2 and FMA where the CPU has them
-/// (checked at each call, a cached flag), else `$kernel::<Separate>`.
-macro_rules! with_fma {
-    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) => $kernel:ident) => {
-        $(#[$doc])*
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                #[target_feature(enable = "avx2,fma")]
-                fn fused($($arg: $ty),*) {
-                    $kernel::<Fused>($($arg),*)
-                }
-                // SAFETY: the CPU has both features, checked just above.
-                return unsafe { fused($($arg),*) };
-            }
-            $kernel::<Separate>($($arg),*)
-        }
-    };
 }
 
 with_fma! {

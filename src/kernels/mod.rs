@@ -20,6 +20,8 @@ mod depthwise;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod elementwise;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
+mod fma;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 mod geometry;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod host;

@@ -28,6 +28,7 @@ mod formats;
 pub mod hub;
 mod raw;
 mod state_dict;
+mod zip_copy;
 
 pub(crate) use crate::atomic::write_atomically;
 pub(crate) use apply::Path;
