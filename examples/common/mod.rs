@@ -149,6 +149,18 @@ pub fn workers(text: &str) -> Result<usize, String> {
     count(text, 0, 256)
 }
 
+/// `--bn-momentum`: a number in `[0, 1]`.
+pub fn momentum(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("a momentum is in [0, 1], got {value}"))
+    }
+}
+
 /// `--image-size`: 16 to 4,096 pixels a side (ResNet halves the side five times).
 pub fn image_size(text: &str) -> Result<u32, String> {
     count(text, 16, 4096).map(|n| n as u32)

@@ -162,6 +162,9 @@ pub struct EfficientNetConfig {
     /// `stochastic_depth_prob · i / n`.
     #[config(default = 0.2)]
     pub stochastic_depth_prob: f64,
+    /// The batch norms' momentum; `None` for the architecture's own (0.1, or 0.01 for B5-B7).
+    #[config(default = "None")]
+    pub norm_momentum: Option<f64>,
 }
 
 /// torchvision's `MBConv`: expand (when wider), depthwise, squeeze-and-excitation (SiLU,
@@ -258,10 +261,11 @@ impl EfficientNetConfig {
     /// Builds the network on `device` with torchvision's init, in training mode.
     ///
     /// # Panics
-    /// When `dropout` or `stochastic_depth_prob` is outside `[0, 1]`.
+    /// When `dropout`, `stochastic_depth_prob` or `norm_momentum` is outside `[0, 1]`.
     pub fn init(&self, device: &Device) -> EfficientNet {
         let stages = self.arch.stages();
-        let norm = self.arch.batch_norm();
+        let (eps, momentum) = self.arch.batch_norm();
+        let norm = (eps, self.norm_momentum.unwrap_or(momentum));
         let conv = |input, output, kernel, stride| {
             Feature::Conv(
                 ConvNormActivationConfig::new(input, output, kernel)
