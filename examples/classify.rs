@@ -1,9 +1,11 @@
-//! Classifies a generated 224x224 image with ResNet-18 and prints the top-5 classes.
+//! Classifies a generated 224x224 image with any architecture (ResNet-18 by default) and prints
+//! the top-5 classes.
 //!
 //! ```text
 //! cargo run --release --example classify                       # random init, CPU
 //! cargo run --release --example classify -- --weights imagenet        # torchvision's, fetched once
 //! cargo run --release --example classify -- --weights resnet18-f37072fd.pth
+//! cargo run --release --example classify -- --arch convnext_tiny --weights convnext_tiny-983f1562.pth
 //! cargo run --release --features wgpu --example classify -- --device wgpu
 //! ```
 
@@ -15,7 +17,7 @@ use std::time::Instant;
 use clap::Parser;
 
 use burn::tensor::{Tensor, TensorData, activation::softmax};
-use ferrovision::models::{Architecture, ResNet, ResNetConfig, ResNetDepth};
+use ferrovision::models::{Architecture, Model};
 
 const SIZE: usize = 224;
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -41,11 +43,15 @@ fn generated_image() -> Vec<f32> {
     pixels
 }
 
-/// Classifies a generated image with ResNet-18 and prints the top-5 ImageNet classes.
+/// Classifies a generated image and prints the top-5 ImageNet classes.
 #[derive(Parser, Debug)]
 struct Args {
-    /// ResNet-18 weights: `imagenet` (torchvision's, fetched into the torch hub cache) or a
-    /// `.pth` / `.safetensors` file; random init without.
+    /// Architecture, torchvision's name: resnet18 ... resnet152, mobilenet_v3_large,
+    /// mobilenet_v3_small, efficientnet_b0 ... efficientnet_b7, convnext_tiny ... convnext_large.
+    #[arg(long, default_value = "resnet18")]
+    arch: Architecture,
+    /// Weights: `imagenet` (torchvision's, fetched into the torch hub cache; ResNets) or a
+    /// `.pth` / `.safetensors` file of torchvision's (any architecture); random init without.
     #[arg(long)]
     weights: Option<String>,
     #[command(flatten)]
@@ -57,11 +63,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let device = args.device.open()?;
     println!("device: {}", ferrovision::device::describe(&device));
 
-    let mut model = ResNetConfig::new(ResNetDepth::R18).init(&device);
+    let mut model = args.arch.init(1000, &device);
     let weights = match &args.weights {
         Some(value) => {
-            let weights = common::Weights::parse(value, Architecture::ResNet(ResNetDepth::R18))?;
-            model = weights.load(model, ResNet::load_weights)?;
+            let weights = common::Weights::parse(value, args.arch)?;
+            model = weights.load(model, Model::load_weights)?;
             Some(weights)
         }
         None => {
@@ -83,7 +89,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let probs = softmax(model.forward(image), 1);
     let probs = probs.into_data().try_to_vec::<f32>()?;
     println!(
-        "ResNet-18 forward: {:.0} ms",
+        "{} forward: {:.0} ms",
+        args.arch,
         start.elapsed().as_secs_f64() * 1e3
     );
 
