@@ -38,7 +38,6 @@ impl ArchiveCopy {
         let copy = ArchiveCopy(std::env::temp_dir().join(name));
         let config = Config {
             archive_offset: ArchiveOffset::Known(0),
-            ..Default::default()
         };
         let mut archive = ZipArchive::with_config(config, BufReader::new(File::open(path)?))?;
         let mut writer = ZipWriter::new(File::create(&copy.0)?);
