@@ -111,6 +111,7 @@ pub struct ConvNeXtConfig {
 
 /// The layers of a [`CNBlock`] at torchvision's `nn.Sequential` indices: 7x7 depthwise
 /// convolution, channels last, layer norm, linear to 4x, GELU, linear back, channels first.
+/// (The permutes hold their places; [`CNBlock::forward`] computes the same in NCHW.)
 pub type CNBlockLayers = (
     Conv2d,
     ChannelsLast,
@@ -159,13 +160,12 @@ impl CNBlock {
     /// # Shapes
     /// - input and output: `[batch, channels, h, w]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let (depthwise, to_last, norm, expand, gelu, project, to_first) = &self.block;
-        let x = to_last.forward(depthwise.forward(input.clone()));
-        let [batch, height, width, channels] = x.dims();
-        // The two linear layers as matrix products over all pixels at once.
-        let x = norm.forward(x.reshape([batch * height * width, channels]));
-        let x = project.forward(gelu.forward(expand.forward(x)));
-        let x = to_first.forward(x.reshape([batch, height, width, channels]));
+        // torchvision permutes to channels-last around the layer norm and linear layers; the
+        // same sums run here on the channels of each pixel in place (`forward_channels`: the
+        // linear layers as 1x1 convolutions), so no permute copies the map.
+        let (depthwise, _, norm, expand, gelu, project, _) = &self.block;
+        let x = norm.forward_channels(depthwise.forward(input.clone()));
+        let x = project.forward_channels(gelu.forward(expand.forward_channels(x)));
         let scale = like(self.layer_scale.val(), &x).unsqueeze::<4>();
         self.stochastic_depth.forward(x * scale) + input
     }

@@ -66,4 +66,31 @@ impl Linear {
         let bias = self.bias.as_ref().map(|bias| like(bias.val(), &input));
         burn::tensor::module::linear(input, weight, bias)
     }
+
+    /// Applies the layer to the channels of every pixel of a map, as
+    /// `forward(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])` would, without moving the
+    /// channels: a 1x1 convolution with the same weights (our pointwise kernel on the CPU
+    /// devices).
+    ///
+    /// ```
+    /// use burn::tensor::{Distribution, Tensor};
+    /// use ferrovision::nn::LinearConfig;
+    /// let device = ferrovision::device::ndarray();
+    /// let fc = LinearConfig::new(4, 6).init(&device);
+    /// let x = Tensor::<4>::random([2, 4, 3, 5], Distribution::Default, &device);
+    /// let by_pixel = fc.forward(x.clone().permute([0, 2, 3, 1])).permute([0, 3, 1, 2]);
+    /// let y = fc.forward_channels(x);
+    /// assert_eq!(y.dims(), [2, 6, 3, 5]);
+    /// assert!((y - by_pixel).abs().max().into_scalar::<f32>() < 1e-5);
+    /// ```
+    ///
+    /// # Shapes
+    /// - input: `[batch, in_features, h, w]`; output: `[batch, out_features, h, w]`
+    pub fn forward_channels(&self, input: Tensor<4>) -> Tensor<4> {
+        let [out, d_in] = self.weight.lazy_shape().dims();
+        let weight = like(self.weight.val(), &input).reshape([out, d_in, 1, 1]);
+        let bias = self.bias.as_ref().map(|bias| like(bias.val(), &input));
+        let options = burn::tensor::ops::ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        crate::kernels::conv2d(input, weight, bias, options)
+    }
 }
