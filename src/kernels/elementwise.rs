@@ -238,10 +238,16 @@ fn erf<M: MulAdd>(x: f32) -> f32 {
     y.copysign(x)
 }
 
-/// `x · Φ(x) = x · (1 + erf(x / √2)) / 2`.
+/// `Φ(x) = (1 + erf(x / √2)) / 2`, the normal distribution's CDF.
+#[inline(always)]
+fn normal_cdf<M: MulAdd>(x: f32) -> f32 {
+    0.5 * (1.0 + erf::<M>(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `x · Φ(x)`.
 #[inline(always)]
 fn gelu<M: MulAdd>(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf::<M>(x * std::f32::consts::FRAC_1_SQRT_2))
+    x * normal_cdf::<M>(x)
 }
 
 /// `sqrt(2 / π)`, GELU's tanh approximation's factor.
@@ -255,10 +261,16 @@ fn tanh<M: MulAdd>(x: f32) -> f32 {
     1.0 - 2.0 / (exp::<M>(2.0 * x) + 1.0)
 }
 
+/// `tanh(√(2/π) · (x + 0.044715 x³))`, the tanh of GELU's approximation.
+#[inline(always)]
+fn gelu_tanh_term<M: MulAdd>(x: f32) -> f32 {
+    tanh::<M>(SQRT_2_OVER_PI * (x + GELU_KAPPA * x * x * x))
+}
+
 /// PyTorch's `gelu(x, approximate="tanh")`: `x · (1 + tanh(√(2/π) · (x + 0.044715 x³))) / 2`.
 #[inline(always)]
 fn gelu_tanh<M: MulAdd>(x: f32) -> f32 {
-    0.5 * x * (1.0 + tanh::<M>(SQRT_2_OVER_PI * (x + GELU_KAPPA * x * x * x)))
+    0.5 * x * (1.0 + gelu_tanh_term::<M>(x))
 }
 
 impl Unary {
@@ -306,12 +318,11 @@ impl Unary {
             Unary::Gelu => {
                 // Φ(x) + x · φ(x), φ the normal density 1/√(2π) · exp(-x²/2)
                 const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
-                let cdf = 0.5 * (1.0 + erf::<M>(x * std::f32::consts::FRAC_1_SQRT_2));
                 let pdf = FRAC_1_SQRT_2PI * exp::<M>(-0.5 * x * x);
-                dy * (cdf + x * pdf)
+                dy * (normal_cdf::<M>(x) + x * pdf)
             }
             Unary::GeluTanh => {
-                let t = tanh::<M>(SQRT_2_OVER_PI * (x + GELU_KAPPA * x * x * x));
+                let t = gelu_tanh_term::<M>(x);
                 let inner = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_KAPPA * x * x);
                 dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * inner)
             }

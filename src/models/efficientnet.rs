@@ -12,7 +12,7 @@
 //! ```
 
 use burn::config::Config;
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -315,14 +315,9 @@ impl EfficientNetConfig {
 /// bias 0.
 fn classifier_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
     let range = 1.0 / (d_out as f64).sqrt();
-    let mut linear = LinearConfig::new(d_in, d_out).init(device);
-    linear.weight = Param::from_tensor(Tensor::random(
-        [d_out, d_in],
-        Distribution::Uniform(-range, range),
-        device,
-    ));
-    linear.bias = Some(Param::from_tensor(Tensor::zeros([d_out], device)));
-    linear
+    LinearConfig::new(d_in, d_out)
+        .init(device)
+        .with_drawn_weight(Distribution::Uniform(-range, range), device)
 }
 
 impl EfficientNet {

@@ -12,7 +12,7 @@
 //! ```
 
 use burn::config::Config;
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -249,14 +249,9 @@ impl InvertedResidual {
 
 /// A linear layer with torchvision's MobileNet init: weights `N(0, 0.01)`, bias 0.
 fn classifier_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
-    let mut linear = LinearConfig::new(d_in, d_out).init(device);
-    linear.weight = Param::from_tensor(Tensor::random(
-        [d_out, d_in],
-        Distribution::Normal(0.0, 0.01),
-        device,
-    ));
-    linear.bias = Some(Param::from_tensor(Tensor::zeros([d_out], device)));
-    linear
+    LinearConfig::new(d_in, d_out)
+        .init(device)
+        .with_drawn_weight(Distribution::Normal(0.0, 0.01), device)
 }
 
 impl MobileNetV3Config {

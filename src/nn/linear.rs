@@ -2,7 +2,7 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 
 use super::init::uniform_fan_in;
 use crate::precision::like;
@@ -65,6 +65,16 @@ impl Linear {
         let weight = like(self.weight.val(), &input).transpose();
         let bias = self.bias.as_ref().map(|bias| like(bias.val(), &input));
         burn::tensor::module::linear(input, weight, bias)
+    }
+
+    /// The same layer with its weight drawn again from `distribution` and a zero bias, as
+    /// torchvision's models initialise their classifiers.
+    pub(crate) fn with_drawn_weight(self, distribution: Distribution, device: &Device) -> Self {
+        let [out, d_in] = self.weight.lazy_shape().dims();
+        Linear {
+            weight: Param::from_tensor(Tensor::random([out, d_in], distribution, device)),
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+        }
     }
 
     /// Applies the layer to the channels of every pixel of a map, as

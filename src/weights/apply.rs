@@ -150,6 +150,15 @@ impl<'a> Collect<'a> {
         module.visit(&mut collect);
         collect
     }
+
+    /// The tensors read, as a state dict.
+    fn into_dict(self) -> StateDict {
+        let mut dict = StateDict::new();
+        for (key, tensor) in self.tensors {
+            dict.insert(key, tensor);
+        }
+        dict
+    }
 }
 
 impl ModuleVisitor for Collect<'_> {
@@ -201,11 +210,7 @@ pub fn parameter_shapes<M: Module>(module: &M) -> BTreeMap<String, Vec<usize>> {
 ///
 /// This reads every tensor from the device.
 pub fn state_dict<M: Module>(module: &M) -> StateDict {
-    let mut dict = StateDict::new();
-    for (key, tensor) in Collect::run(module, Read::Values).tensors {
-        dict.insert(key, tensor);
-    }
-    dict
+    Collect::run(module, Read::Values).into_dict()
 }
 
 /// The gradient of each parameter that has one in `grads`, by its state-dict key: PyTorch's
@@ -224,11 +229,7 @@ pub fn state_dict<M: Module>(module: &M) -> StateDict {
 /// # Ok::<(), ferrovision::Error>(())
 /// ```
 pub fn gradient_dict<M: Module>(module: &M, grads: &Gradients) -> StateDict {
-    let mut dict = StateDict::new();
-    for (key, tensor) in Collect::run(module, Read::Gradients(grads)).tensors {
-        dict.insert(key, tensor);
-    }
-    dict
+    Collect::run(module, Read::Gradients(grads)).into_dict()
 }
 
 /// Whether a stored shape fits the model's: equal, or a PyTorch scalar counter for our `[1]`.
