@@ -26,15 +26,22 @@ use crate::nn::{
 /// Which EfficientNet: B0 scaled in width, depth (and input resolution, which the weights were
 /// trained at) by the compound coefficients of the paper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub enum EfficientNetArch {
+    /// `efficientnet_b0`: width 1.0, depth 1.0, dropout 0.2 (224 px).
     B0,
+    /// `efficientnet_b1`: width 1.0, depth 1.1, dropout 0.2 (240 px).
     B1,
+    /// `efficientnet_b2`: width 1.1, depth 1.2, dropout 0.3 (288 px).
     B2,
+    /// `efficientnet_b3`: width 1.2, depth 1.4, dropout 0.3 (300 px).
     B3,
+    /// `efficientnet_b4`: width 1.4, depth 1.8, dropout 0.4 (380 px).
     B4,
+    /// `efficientnet_b5`: width 1.6, depth 2.2, dropout 0.4 (456 px), batch norm eps 1e-3.
     B5,
+    /// `efficientnet_b6`: width 1.8, depth 2.6, dropout 0.5 (528 px), batch norm eps 1e-3.
     B6,
+    /// `efficientnet_b7`: width 2.0, depth 3.1, dropout 0.5 (600 px), batch norm eps 1e-3.
     B7,
 }
 
