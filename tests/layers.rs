@@ -4,11 +4,11 @@
 mod common;
 
 use burn::module::Param;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Distribution, Int, Tensor};
 use common::{Golden, assert_close, devices};
 use ferrovision::nn::{
-    AdaptiveAvgPool2d, BatchNorm2d, BatchNorm2dConfig, Conv2dConfig, CrossEntropyLossConfig,
-    LinearConfig, MaxPool2dConfig, Reduction, Relu, eval_mode,
+    AdaptiveAvgPool2d, BatchNorm2d, BatchNorm2dConfig, Conv2d, Conv2dConfig,
+    CrossEntropyLossConfig, LinearConfig, MaxPool2dConfig, Reduction, Relu, eval_mode,
 };
 
 /// `sum(out * g)` with the golden upstream gradient, checking the forward output on the way.
@@ -305,6 +305,127 @@ fn batch_norm_with_relu_is_batch_norm_then_relu_forward_and_backward() {
                 1e-6,
                 1e-6,
             );
+        }
+    }
+}
+
+/// A training-mode batch norm of `channels` with a drawn scale and shift (the same tensors for
+/// every copy made from them).
+fn drawn_bn(scale_shift: &(Tensor<1>, Tensor<1>), device: &Device) -> BatchNorm2d {
+    let mut bn = BatchNorm2dConfig::new(scale_shift.0.dims()[0]).init(device);
+    bn.weight = Param::from_tensor(scale_shift.0.clone());
+    bn.bias = Param::from_tensor(scale_shift.1.clone());
+    bn
+}
+
+/// Everything a user reads after a training step through batch norm and convolution: the
+/// output, the gradients of the input and of every parameter, the running statistics.
+fn fused_step(
+    fused: bool,
+    conv_first: bool,
+    (conv, scale_shift): (&Conv2d, &(Tensor<1>, Tensor<1>)),
+    x: &Tensor<4>,
+    device: &Device,
+) -> Vec<(&'static str, Tensor<1>)> {
+    let bn = drawn_bn(scale_shift, device);
+    let x = Tensor::<4>::from_data(x.to_data(), device).require_grad();
+    let out = match (conv_first, fused) {
+        (true, true) => bn.forward_conv_relu(conv, x.clone()),
+        (true, false) => bn.forward_relu(conv.forward(x.clone())),
+        (false, true) => bn.forward_relu_conv(x.clone(), conv),
+        (false, false) => conv.forward(bn.forward_relu(x.clone())),
+    };
+    // A weighted sum, so that every output element's gradient differs.
+    let weights = Tensor::<1, Int>::arange(0..out.shape().num_elements() as i64, device)
+        .float()
+        .mul_scalar(0.37)
+        .sin()
+        .reshape(out.dims());
+    let grads = (out.clone() * weights).sum().backward();
+    let flat = |t: Tensor<4>| t.flatten::<1>(0, 3);
+    let mut all = vec![
+        ("output", flat(out.inner())),
+        ("grad_x", flat(x.grad(&grads).expect("input gradient"))),
+        (
+            "grad_gamma",
+            bn.weight.val().grad(&grads).expect("scale gradient"),
+        ),
+        (
+            "grad_beta",
+            bn.bias.val().grad(&grads).expect("shift gradient"),
+        ),
+        (
+            "grad_conv",
+            flat(conv.weight.val().grad(&grads).expect("kernel gradient")),
+        ),
+        ("running_mean", bn.running_mean.value().inner()),
+        ("running_var", bn.running_var.value().inner()),
+        ("batches", bn.num_batches_tracked.value().inner()),
+    ];
+    if let Some(bias) = &conv.bias {
+        all.push((
+            "grad_conv_bias",
+            bias.val().grad(&grads).expect("bias gradient"),
+        ));
+    }
+    all
+}
+
+#[test]
+fn fused_batch_norm_and_convolution_match_the_layers_in_turn() {
+    // forward_relu_conv does not keep the normalised map and forward_conv_relu not the
+    // convolution's output: each backward pass rebuilds what it dropped. Both must give what
+    // the layers give in turn: outputs, every gradient, running statistics. Winograd and im2col
+    // convolutions, a bias, channels not a multiple of 8, a 1x1 output map.
+    for (name, device) in devices() {
+        let device = device.autodiff();
+        // (conv first, input shape, conv config)
+        let cases = [
+            (
+                false,
+                [3, 19, 9, 7],
+                Conv2dConfig::new(19, 8, [3, 3]).with_padding([1, 1]),
+            ),
+            (
+                false,
+                [2, 5, 6, 6],
+                Conv2dConfig::new(5, 3, [1, 1]).with_stride([2, 2]),
+            ),
+            (
+                true,
+                [2, 3, 13, 11],
+                Conv2dConfig::new(3, 19, [7, 7])
+                    .with_stride([2, 2])
+                    .with_padding([3, 3])
+                    .with_bias(false),
+            ),
+            (
+                true,
+                [2, 4, 3, 3],
+                Conv2dConfig::new(4, 6, [3, 3]).with_bias(false),
+            ),
+        ];
+        for (conv_first, shape, config) in cases {
+            let conv = config.init(&device);
+            let channels = if conv_first {
+                config.out_channels
+            } else {
+                shape[1]
+            };
+            let draw =
+                |mean| Tensor::<1>::random([channels], Distribution::Normal(mean, 0.5), &device);
+            let scale_shift = (draw(1.0), draw(0.2));
+            let x = Tensor::<4>::random(shape, Distribution::Normal(0.3, 1.5), &device);
+            let layers = (&conv, &scale_shift);
+            let fused = fused_step(true, conv_first, layers, &x, &device);
+            let in_turn = fused_step(false, conv_first, layers, &x, &device);
+            assert_eq!(fused.len(), in_turn.len());
+            for ((what, a), (_, b)) in fused.into_iter().zip(in_turn) {
+                let label = format!("{name} {shape:?} conv first {conv_first}: {what}");
+                let values = b.into_data().try_to_vec::<f32>().unwrap();
+                let scale = values.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                assert_close(&label, a, &[values.len()], &values, 2e-5 * scale, 1e-5);
+            }
         }
     }
 }

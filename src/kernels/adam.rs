@@ -20,46 +20,41 @@ pub(crate) struct Moments<'a> {
     pub max_exp_avg_sq: Option<&'a mut [f32]>,
 }
 
-/// The parameter after one step; `moments` advanced in place. Follows `torch.optim.Adam`
+/// One step of `param`, in place, and of its `moments`. Follows `torch.optim.Adam`
 /// (`foreach=False`): `m ← m + (g − m)(1 − β1)`, `v ← β2 v + (1 − β2) g²`,
 /// `p ← p − lr / (1 − β1ᵗ) · m / (sqrt(v) / sqrt(1 − β2ᵗ) + eps)`.
-pub(crate) fn update(s: &AdamStep, param: &[f32], grad: &[f32], moments: Moments<'_>) -> Vec<f32> {
+pub(crate) fn update(s: &AdamStep, param: &mut [f32], grad: &[f32], moments: Moments<'_>) {
     let c = Coefficients::of(s);
-    let mut out = vec![0.0; param.len()];
     let Moments {
         exp_avg,
         exp_avg_sq,
         max_exp_avg_sq,
     } = moments;
-    let blocks = out
+    let blocks = param
         .par_chunks_mut(BLOCK)
-        .zip(param.par_chunks(BLOCK))
         .zip(grad.par_chunks(BLOCK))
         .zip(exp_avg.par_chunks_mut(BLOCK))
         .zip(exp_avg_sq.par_chunks_mut(BLOCK));
     // Two loops without a branch inside, so each vectorises.
     match max_exp_avg_sq {
-        None => blocks.for_each(|((((out, p), g), m), v)| {
-            let elements = out.iter_mut().zip(p).zip(g).zip(m).zip(v);
-            for ((((out, p), g), m), v) in elements {
-                let p = c.advance(*p, *g, m, v);
-                *out = c.apply(p, *m, *v);
+        None => blocks.for_each(|(((p, g), m), v)| {
+            let elements = p.iter_mut().zip(g).zip(m).zip(v);
+            for (((p, g), m), v) in elements {
+                let decayed = c.advance(*p, *g, m, v);
+                *p = c.apply(decayed, *m, *v);
             }
         }),
-        Some(max) => {
-            blocks
-                .zip(max.par_chunks_mut(BLOCK))
-                .for_each(|(((((out, p), g), m), v), max)| {
-                    let elements = out.iter_mut().zip(p).zip(g).zip(m).zip(v).zip(max);
-                    for (((((out, p), g), m), v), max) in elements {
-                        let p = c.advance(*p, *g, m, v);
-                        *max = max.max(*v);
-                        *out = c.apply(p, *m, *max);
-                    }
-                })
-        }
+        Some(max) => blocks
+            .zip(max.par_chunks_mut(BLOCK))
+            .for_each(|((((p, g), m), v), max)| {
+                let elements = p.iter_mut().zip(g).zip(m).zip(v).zip(max);
+                for ((((p, g), m), v), max) in elements {
+                    let decayed = c.advance(*p, *g, m, v);
+                    *max = max.max(*v);
+                    *p = c.apply(decayed, *m, *max);
+                }
+            }),
     }
-    out
 }
 
 /// The step's scalars as the `f32` factors the element loop uses.

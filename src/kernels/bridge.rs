@@ -6,7 +6,6 @@
 //! Every function is generic over the host and answers `None` (or gives its tensors back) when
 //! the tensors live elsewhere, so [`super`] tries each compiled host in turn.
 
-use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -239,6 +238,216 @@ pub(super) fn batch_norm_train<B: Host>(
     Some((out, mean, variance))
 }
 
+/// `conv(relu(batch_norm_train(x)))` when `x`, `gamma`, `beta` and `weight` are host `f32`
+/// tensors of the same kind: the convolution's output (no bias), the batch mean and the biased
+/// batch variance. The normalised map `relu(bn(x))` is the convolution's input but is not kept
+/// for the backward step, which rebuilds it from `x` (bit for bit: the same pass on the same
+/// values), so a training step holds one map where the two ops in turn hold two.
+pub(super) fn batch_norm_relu_conv2d<B: Host>(
+    x: &Tensor<4>,
+    [gamma, beta]: [&Tensor<1>; 2],
+    eps: f64,
+    weight: &Tensor<4>,
+    g: ConvGeometry,
+) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
+    let [h, w] = g.out_size()?;
+    let out_shape = [g.batch, g.out_channels, h, w];
+    let forward = |x: &Plain<B>, gamma: &Plain<B>, beta: &Plain<B>, weight: &Plain<B>| {
+        let s = norm_shape::<B>(x);
+        let stats = norm::batch_stats(&s, B::values(x));
+        let slope = norm::slope(B::values(gamma), &norm::inv_std(&stats.variance, eps));
+        let fold = [&stats.mean[..], &slope, B::values(beta)];
+        let normalised = norm::normalize(&s, B::values(x), fold, true);
+        let out = conv::forward(&g, &normalised, B::values(weight));
+        (B::from_values(out, &out_shape), stats)
+    };
+    let (out, stats, tracked) = match Inputs::of([
+        unwrap::<B, _>(x),
+        unwrap::<B, _>(gamma),
+        unwrap::<B, _>(beta),
+        unwrap::<B, _>(weight),
+    ])? {
+        Inputs::Plain([x, gamma, beta, weight]) => {
+            let (out, stats) = forward(&x, &gamma, &beta, &weight);
+            (output::<B, _>(out, false), stats, false)
+        }
+        Inputs::Tracked(inputs) => {
+            let ([x, gamma, beta, weight], nodes) = parts::<B, _>(inputs);
+            let (out, stats) = forward(&x, &gamma, &beta, &weight);
+            let state = stats.clone();
+            let op = BatchNormReluConvBackward::<B>(PhantomData);
+            let out = record(op, nodes, out, || (x, gamma, beta, weight, state, eps, g));
+            (out, stats, true)
+        }
+    };
+    let c = stats.mean.len();
+    let mean = output::<B, _>(B::from_values(stats.mean, &[c]), tracked);
+    let variance = output::<B, _>(B::from_values(stats.variance, &[c]), tracked);
+    Some((out, mean, variance))
+}
+
+/// The backward step of [`batch_norm_relu_conv2d`]: the normalised map rebuilt, the
+/// convolution's gradients, then the batch norm's through the ReLU.
+#[derive(Debug)]
+struct BatchNormReluConvBackward<B>(PhantomData<fn() -> B>);
+
+impl<B: Host> Backward<B, 4> for BatchNormReluConvBackward<B> {
+    type State = (
+        Plain<B>,
+        Plain<B>,
+        Plain<B>,
+        Plain<B>,
+        BatchStats,
+        f64,
+        ConvGeometry,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, gamma_node, beta_node, weight_node] = ops.parents.map(|p| p.map(|n| n.id));
+        let grad = B::contiguous(grads.consume::<B>(&ops.node));
+        let (x, gamma, beta, weight, stats, eps, g) = ops.state;
+        let s = norm_shape::<B>(&x);
+        let inv_std = norm::inv_std(&stats.variance, eps);
+        let slope = norm::slope(B::values(&gamma), &inv_std);
+        let fold = [&stats.mean[..], &slope, B::values(&beta)];
+        let want_norm = x_node.is_some() || gamma_node.is_some() || beta_node.is_some();
+        let normalised = norm::normalize(&s, B::values(&x), fold, true);
+        let (grad_normalised, grad_w) = conv::backward(
+            &g,
+            &normalised,
+            B::values(&weight),
+            B::values(&grad),
+            want_norm,
+            weight_node.is_some(),
+        );
+        drop(normalised);
+        if let (Some(node), Some(grad_w)) = (weight_node, grad_w) {
+            grads.register::<B>(node, B::from_values(grad_w, &dims::<B, 4>(&weight)));
+        }
+        if let Some(mut grad) = grad_normalised {
+            norm::through_relu(&s, B::values(&x), fold, &mut grad);
+            let statistics = [&stats.mean[..], &inv_std];
+            let affine =
+                norm::train_backward(&s, B::values(&x), B::values(&gamma), statistics, &mut grad);
+            let grad = B::from_values(grad, &dims::<B, 4>(&x));
+            let parents = [x_node, gamma_node, beta_node];
+            register_norm_grads::<B>(grads, parents, grad, (&gamma, affine));
+        }
+    }
+}
+
+/// `relu(batch_norm_train(conv(x)))` when `x`, `weight`, `gamma` and `beta` are host `f32`
+/// tensors of the same kind: the output, the batch mean and the biased batch variance. The
+/// convolution's output is not kept for the backward step, which computes it again (the same
+/// kernel on the same values, so the same bits): a stem's wide map traded for one more forward
+/// of the stem's convolution.
+pub(super) fn conv2d_batch_norm_relu<B: Host>(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    g: ConvGeometry,
+    [gamma, beta]: [&Tensor<1>; 2],
+    eps: f64,
+) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
+    let [h, w] = g.out_size()?;
+    let out_shape = [g.batch, g.out_channels, h, w];
+    let s = NormShape {
+        batch: g.batch,
+        channels: g.out_channels,
+        pixels: h * w,
+    };
+    let forward = |x: &Plain<B>, weight: &Plain<B>, gamma: &Plain<B>, beta: &Plain<B>| {
+        let z = conv::forward(&g, B::values(x), B::values(weight));
+        let stats = norm::batch_stats(&s, &z);
+        let slope = norm::slope(B::values(gamma), &norm::inv_std(&stats.variance, eps));
+        let out = norm::normalize(&s, &z, [&stats.mean, &slope, B::values(beta)], true);
+        (B::from_values(out, &out_shape), stats)
+    };
+    let (out, stats, tracked) = match Inputs::of([
+        unwrap::<B, _>(x),
+        unwrap::<B, _>(weight),
+        unwrap::<B, _>(gamma),
+        unwrap::<B, _>(beta),
+    ])? {
+        Inputs::Plain([x, weight, gamma, beta]) => {
+            let (out, stats) = forward(&x, &weight, &gamma, &beta);
+            (output::<B, _>(out, false), stats, false)
+        }
+        Inputs::Tracked(inputs) => {
+            let ([x, weight, gamma, beta], nodes) = parts::<B, _>(inputs);
+            let (out, stats) = forward(&x, &weight, &gamma, &beta);
+            let state = stats.clone();
+            let op = ConvBatchNormReluBackward::<B>(PhantomData);
+            let out = record(op, nodes, out, || (x, weight, gamma, beta, state, eps, g));
+            (out, stats, true)
+        }
+    };
+    let c = stats.mean.len();
+    let mean = output::<B, _>(B::from_values(stats.mean, &[c]), tracked);
+    let variance = output::<B, _>(B::from_values(stats.variance, &[c]), tracked);
+    Some((out, mean, variance))
+}
+
+/// The backward step of [`conv2d_batch_norm_relu`]: the convolution's output computed again,
+/// the batch norm's gradients through the ReLU, then the convolution's.
+#[derive(Debug)]
+struct ConvBatchNormReluBackward<B>(PhantomData<fn() -> B>);
+
+impl<B: Host> Backward<B, 4> for ConvBatchNormReluBackward<B> {
+    type State = (
+        Plain<B>,
+        Plain<B>,
+        Plain<B>,
+        Plain<B>,
+        BatchStats,
+        f64,
+        ConvGeometry,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, weight_node, gamma_node, beta_node] = ops.parents.map(|p| p.map(|n| n.id));
+        let mut grad = B::contiguous(grads.consume::<B>(&ops.node));
+        let (x, weight, gamma, beta, stats, eps, g) = ops.state;
+        let z = conv::forward(&g, B::values(&x), B::values(&weight));
+        let [h, w] = g.out_size().expect("checked in the forward step");
+        let s = NormShape {
+            batch: g.batch,
+            channels: g.out_channels,
+            pixels: h * w,
+        };
+        let inv_std = norm::inv_std(&stats.variance, eps);
+        let slope = norm::slope(B::values(&gamma), &inv_std);
+        let fold = [&stats.mean[..], &slope, B::values(&beta)];
+        // The output gradient becomes the convolution output's in place.
+        let grad_z = B::values_mut(&mut grad);
+        norm::through_relu(&s, &z, fold, grad_z);
+        let statistics = [&stats.mean[..], &inv_std];
+        let (grad_gamma, grad_beta) =
+            norm::train_backward(&s, &z, B::values(&gamma), statistics, grad_z);
+        drop(z);
+        let c = [g.out_channels];
+        if let Some(node) = gamma_node {
+            grads.register::<B>(node, B::from_values(grad_gamma, &c));
+        }
+        if let Some(node) = beta_node {
+            grads.register::<B>(node, B::from_values(grad_beta, &c));
+        }
+        let (grad_x, grad_w) = conv::backward(
+            &g,
+            B::values(&x),
+            B::values(&weight),
+            B::values(&grad),
+            x_node.is_some(),
+            weight_node.is_some(),
+        );
+        if let (Some(node), Some(grad_x)) = (x_node, grad_x) {
+            grads.register::<B>(node, B::from_values(grad_x, &dims::<B, 4>(&x)));
+        }
+        if let (Some(node), Some(grad_w)) = (weight_node, grad_w) {
+            grads.register::<B>(node, B::from_values(grad_w, &dims::<B, 4>(&weight)));
+        }
+    }
+}
+
 /// Eval-mode batch norm (fixed `mean` and `variance`) when all inputs are host `f32` tensors of
 /// the same kind.
 pub(super) fn batch_norm_eval<B: Host>(
@@ -284,15 +493,16 @@ pub(super) fn batch_norm_eval<B: Host>(
     )
 }
 
-/// Registers batch-norm gradients `(dx, dγ, dβ)` for the parents that want them.
+/// Registers batch-norm gradients for the parents that want them: `grad_x` for the input, the
+/// `affine` pair `(dγ, dβ)` for the scale and shift.
 fn register_norm_grads<B: Host>(
     grads: &mut Gradients,
     [x_node, gamma_node, beta_node]: [Option<NodeId>; 3],
-    (x, gamma): (&Plain<B>, &Plain<B>),
-    (grad_x, grad_gamma, grad_beta): (Vec<f32>, Vec<f32>, Vec<f32>),
+    grad_x: Plain<B>,
+    (gamma, (grad_gamma, grad_beta)): (&Plain<B>, (Vec<f32>, Vec<f32>)),
 ) {
     if let Some(node) = x_node {
-        grads.register::<B>(node, B::from_values(grad_x, &dims::<B, 4>(x)));
+        grads.register::<B>(node, grad_x);
     }
     let c = [dims::<B, 1>(gamma)[0]];
     if let Some(node) = gamma_node {
@@ -300,22 +510,6 @@ fn register_norm_grads<B: Host>(
     }
     if let Some(node) = beta_node {
         grads.register::<B>(node, B::from_values(grad_beta, &c));
-    }
-}
-
-/// The output gradient of a batch norm taken back through its fused ReLU (when `relu`), the
-/// output recomputed from `x` and the folded statistics `[center, scale, shift]`.
-fn through_relu<'a, B: Host>(
-    relu: bool,
-    s: &NormShape,
-    x: &Plain<B>,
-    fold: [&[f32]; 3],
-    grad: &'a Plain<B>,
-) -> Cow<'a, [f32]> {
-    if relu {
-        Cow::Owned(norm::through_relu(s, B::values(x), fold, B::values(grad)))
-    } else {
-        Cow::Borrowed(B::values(grad))
     }
 }
 
@@ -327,16 +521,21 @@ impl<B: Host> Backward<B, 3> for BatchNormTrainBackward<B> {
     type State = (Plain<B>, Plain<B>, Plain<B>, BatchStats, f64, bool);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = B::contiguous(grads.consume::<B>(&ops.node));
+        // The output gradient becomes the input's in place.
+        let mut grad = B::contiguous(grads.consume::<B>(&ops.node));
         let (x, gamma, beta, stats, eps, relu) = ops.state;
         let s = norm_shape::<B>(&x);
         let inv_std = norm::inv_std(&stats.variance, eps);
         let slope = norm::slope(B::values(&gamma), &inv_std);
-        let grad = through_relu::<B>(relu, &s, &x, [&stats.mean, &slope, B::values(&beta)], &grad);
+        let values = B::values_mut(&mut grad);
+        if relu {
+            let fold = [&stats.mean[..], &slope, B::values(&beta)];
+            norm::through_relu(&s, B::values(&x), fold, values);
+        }
         let statistics = [&stats.mean[..], &inv_std];
-        let result = norm::train_backward(&s, B::values(&x), B::values(&gamma), statistics, &grad);
+        let affine = norm::train_backward(&s, B::values(&x), B::values(&gamma), statistics, values);
         let parents = ops.parents.map(|p| p.map(|n| n.id));
-        register_norm_grads::<B>(grads, parents, (&x, &gamma), result);
+        register_norm_grads::<B>(grads, parents, grad, (&gamma, affine));
     }
 }
 
@@ -348,15 +547,19 @@ impl<B: Host> Backward<B, 3> for BatchNormEvalBackward<B> {
     type State = (Plain<B>, Plain<B>, Plain<B>, Vec<f32>, Vec<f32>, bool);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = B::contiguous(grads.consume::<B>(&ops.node));
+        // The output gradient becomes the input's in place.
+        let mut grad = B::contiguous(grads.consume::<B>(&ops.node));
         let (x, gamma, beta, mean, inv_std, relu) = ops.state;
         let s = norm_shape::<B>(&x);
-        let slope = norm::slope(B::values(&gamma), &inv_std);
-        let grad = through_relu::<B>(relu, &s, &x, [&mean, &slope, B::values(&beta)], &grad);
+        let values = B::values_mut(&mut grad);
+        if relu {
+            let slope = norm::slope(B::values(&gamma), &inv_std);
+            norm::through_relu(&s, B::values(&x), [&mean, &slope, B::values(&beta)], values);
+        }
         let statistics = [&mean[..], &inv_std];
-        let result = norm::eval_backward(&s, B::values(&x), B::values(&gamma), statistics, &grad);
+        let affine = norm::eval_backward(&s, B::values(&x), B::values(&gamma), statistics, values);
         let parents = ops.parents.map(|p| p.map(|n| n.id));
-        register_norm_grads::<B>(grads, parents, (&x, &gamma), result);
+        register_norm_grads::<B>(grads, parents, grad, (&gamma, affine));
     }
 }
 
@@ -373,18 +576,19 @@ pub(super) fn adam<B: Host>(
         unwrap::<B, _>(&tensors.exp_avg_sq),
         max.unwrap_or(Some(Input::Plain(B::from_values(Vec::new(), &[0])))),
     ];
-    let Some(Inputs::Plain([param, grad, mut exp_avg, mut exp_avg_sq, mut max])) = Inputs::of(all)
+    let Some(Inputs::Plain([mut param, grad, mut exp_avg, mut exp_avg_sq, mut max])) =
+        Inputs::of(all)
     else {
         return Err(Box::new(tensors));
     };
     let has_max = tensors.max_exp_avg_sq.is_some();
-    // Dropping the tensors leaves the moment buffers unshared, so `values_mut` updates them in
-    // place (it copies only a shared buffer or a view).
+    // Dropping the tensors leaves the parameter and moment buffers unshared, so `values_mut`
+    // updates them in place (it copies only a shared buffer or a view): no fresh buffers for
+    // the long-lived tensors each step, which would land among the next step's activations.
     drop(tensors);
-    let n = B::values(&param).len();
-    let updated = adam::update(
+    adam::update(
         step,
-        B::values(&param),
+        B::values_mut(&mut param),
         B::values(&grad),
         Moments {
             exp_avg: B::values_mut(&mut exp_avg),
@@ -393,7 +597,7 @@ pub(super) fn adam<B: Host>(
         },
     );
     Ok(AdamTensors {
-        param: output::<B, _>(B::from_values(updated, &[n]), false),
+        param: output::<B, _>(param, false),
         grad: output::<B, _>(grad, false),
         exp_avg: output::<B, _>(exp_avg, false),
         exp_avg_sq: output::<B, _>(exp_avg_sq, false),

@@ -71,15 +71,84 @@ pub(crate) fn conv2d(
     if let Some(out) =
         geometry(&x, &weight, &options).and_then(|g| on_host!(conv2d(&x, &weight, g)))
     {
-        return match bias {
-            Some(bias) => {
-                let channels = bias.dims()[0];
-                out + bias.reshape([1, channels, 1, 1])
-            }
-            None => out,
-        };
+        return with_bias(out, bias);
     }
     burn::tensor::module::conv2d(x, weight, bias, options)
+}
+
+/// `out` plus a bias per channel, when there is one.
+fn with_bias(out: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
+    match bias {
+        Some(bias) => {
+            let channels = bias.dims()[0];
+            out + bias.reshape([1, channels, 1, 1])
+        }
+        None => out,
+    }
+}
+
+/// `conv2d(relu(batch_norm_train(x)))` in one recorded op on the CPU devices, which keeps `x`
+/// for the backward pass but not the normalised map between the two (it is rebuilt there):
+/// the convolution's output, the batch mean and the biased batch variance. `None` where our
+/// kernels do not run (another device, dtype or geometry): the caller then applies the ops in
+/// turn.
+///
+/// # Shapes
+/// - `x`: `[batch, c_in, h, w]`; `gamma`, `beta`: `[c_in]`; `weight`, `bias`, output as
+///   [`conv2d`]
+pub(crate) fn batch_norm_relu_conv2d(
+    x: &Tensor<4>,
+    [gamma, beta]: [&Tensor<1>; 2],
+    eps: f64,
+    (weight, bias, options): (&Tensor<4>, Option<Tensor<1>>, &ConvOptions<2>),
+) -> Option<BatchNormTrainOutput<4>> {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    {
+        let g = geometry(x, weight, options)?;
+        let (out, mean, variance) =
+            on_host!(batch_norm_relu_conv2d(x, [gamma, beta], eps, weight, g))?;
+        Some(BatchNormTrainOutput {
+            output: with_bias(out, bias),
+            mean,
+            variance,
+        })
+    }
+    #[cfg(not(any(feature = "flex", feature = "ndarray")))]
+    {
+        let _ = (x, gamma, beta, eps, weight, bias, options);
+        None
+    }
+}
+
+/// `relu(batch_norm_train(conv2d(x)))` in one recorded op on the CPU devices, which keeps `x`
+/// for the backward pass but not the convolution's output (it is computed again there): the
+/// output, the batch mean and the biased batch variance. `None` where our kernels do not run
+/// (another device, dtype or geometry): the caller then applies the ops in turn.
+///
+/// # Shapes
+/// - `x`, `weight` as [`conv2d`]; `gamma`, `beta`: `[c_out]`; output as [`conv2d`]'s
+pub(crate) fn conv2d_batch_norm_relu(
+    x: &Tensor<4>,
+    (weight, options): (&Tensor<4>, &ConvOptions<2>),
+    [gamma, beta]: [&Tensor<1>; 2],
+    eps: f64,
+) -> Option<BatchNormTrainOutput<4>> {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    {
+        let g = geometry(x, weight, options)?;
+        let (output, mean, variance) =
+            on_host!(conv2d_batch_norm_relu(x, weight, g, [gamma, beta], eps))?;
+        Some(BatchNormTrainOutput {
+            output,
+            mean,
+            variance,
+        })
+    }
+    #[cfg(not(any(feature = "flex", feature = "ndarray")))]
+    {
+        let _ = (x, weight, options, gamma, beta, eps);
+        None
+    }
 }
 
 /// Batch norm with the batch's own statistics, then ReLU when `relu`: the output, the batch mean

@@ -127,27 +127,25 @@ pub(crate) fn normalize(
     out
 }
 
-/// The gradient `grad` of a fused batch norm + ReLU taken back through the ReLU: zero wherever
-/// the output `(x - center) · scale + shift`, recomputed exactly as [`normalize`] made it, is
-/// negative or 0 (PyTorch's ReLU has gradient 0 at 0, and passes NaN on).
+/// The gradient `grad` of a fused batch norm + ReLU taken back through the ReLU, in place: zero
+/// wherever the output `(x - center) · scale + shift`, recomputed exactly as [`normalize`] made
+/// it, is negative or 0 (PyTorch's ReLU has gradient 0 at 0, and passes NaN on).
 pub(crate) fn through_relu(
     s: &NormShape,
     x: &[f32],
     [center, scale, shift]: [&[f32]; 3],
-    grad: &[f32],
-) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    out.par_chunks_mut(s.pixels)
-        .zip(x.par_chunks(s.pixels).zip(grad.par_chunks(s.pixels)))
+    grad: &mut [f32],
+) {
+    grad.par_chunks_mut(s.pixels)
+        .zip(x.par_chunks(s.pixels))
         .enumerate()
-        .for_each(|(plane, (dst, (xs, dys)))| {
+        .for_each(|(plane, (dys, xs))| {
             let c = plane % s.channels;
             let (m, a, b) = (center[c], scale[c], shift[c]);
-            for ((d, v), dy) in dst.iter_mut().zip(xs).zip(dys) {
-                *d = keep_if_positive((v - m) * a + b, *dy);
+            for (dy, v) in dys.iter_mut().zip(xs) {
+                *dy = keep_if_positive((v - m) * a + b, *dy);
             }
         });
-    out
 }
 
 /// `value` where the ReLU input `y` passes (positive, or NaN, which PyTorch's ReLU propagates),
@@ -191,7 +189,8 @@ fn affine_grads(
 }
 
 /// Gradients of `y = γ · (x - mean) · inv_std + β` with `mean` and `inv_std = 1 / sqrt(var +
-/// eps)` from the batch statistics of `x` (so they depend on `x` too): `(dx, dγ, dβ)`.
+/// eps)` from the batch statistics of `x` (so they depend on `x` too): `grad` becomes `dx` in
+/// place, and `(dγ, dβ)` is returned.
 ///
 /// With `x̂` the normalised input and `M` the values per channel,
 /// `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ · inv_std · (dy - dβ / M - x̂ · dγ / M)`.
@@ -200,40 +199,44 @@ pub(crate) fn train_backward(
     x: &[f32],
     gamma: &[f32],
     [mean, inv_std]: [&[f32]; 2],
-    grad: &[f32],
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    grad: &mut [f32],
+) -> (Vec<f32>, Vec<f32>) {
     let (grad_gamma, grad_beta) = affine_grads(s, x, [mean, inv_std], grad);
     let count = s.count() as f32;
-    let mut grad_x = vec![0.0; x.len()];
-    grad_x
-        .par_chunks_mut(s.pixels)
-        .zip(x.par_chunks(s.pixels).zip(grad.par_chunks(s.pixels)))
+    grad.par_chunks_mut(s.pixels)
+        .zip(x.par_chunks(s.pixels))
         .enumerate()
-        .for_each(|(plane, (dst, (xs, dys)))| {
+        .for_each(|(plane, (dys, xs))| {
             let c = plane % s.channels;
             let (m, r) = (mean[c], inv_std[c]);
             let mean_dy = grad_beta[c] / count;
             let mean_dy_xhat = grad_gamma[c] / count;
             let k = gamma[c] * r;
-            for ((d, v), dy) in dst.iter_mut().zip(xs).zip(dys) {
+            for (dy, v) in dys.iter_mut().zip(xs) {
                 let xhat = (v - m) * r;
-                *d = k * (dy - mean_dy - xhat * mean_dy_xhat);
+                *dy = k * (*dy - mean_dy - xhat * mean_dy_xhat);
             }
         });
-    (grad_x, grad_gamma, grad_beta)
+    (grad_gamma, grad_beta)
 }
 
 /// Gradients of eval-mode batch norm, `y = γ · (x - mean) · inv_std + β` with fixed `mean` and
-/// `inv_std = 1 / sqrt(running_var + eps)`: `(dx, dγ, dβ)`.
+/// `inv_std = 1 / sqrt(running_var + eps)`: `grad` becomes `dx` in place, and `(dγ, dβ)` is
+/// returned.
 pub(crate) fn eval_backward(
     s: &NormShape,
     x: &[f32],
     gamma: &[f32],
     [mean, inv_std]: [&[f32]; 2],
-    grad: &[f32],
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let zeros = vec![0.0; s.channels];
-    let grad_x = normalize(s, grad, [&zeros, &slope(gamma, inv_std), &zeros], false);
+    grad: &mut [f32],
+) -> (Vec<f32>, Vec<f32>) {
     let (grad_gamma, grad_beta) = affine_grads(s, x, [mean, inv_std], grad);
-    (grad_x, grad_gamma, grad_beta)
+    let slope = slope(gamma, inv_std);
+    grad.par_chunks_mut(s.pixels)
+        .enumerate()
+        .for_each(|(plane, dys)| {
+            let k = slope[plane % s.channels];
+            dys.iter_mut().for_each(|dy| *dy *= k);
+        });
+    (grad_gamma, grad_beta)
 }

@@ -118,12 +118,12 @@ impl Conv2d {
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let weight = like(self.weight.val(), &input);
         let bias = self.bias.as_ref().map(|bias| like(bias.val(), &input));
-        crate::kernels::conv2d(
-            input,
-            weight,
-            bias,
-            ConvOptions::new(self.stride, self.padding, self.dilation, self.groups),
-        )
+        crate::kernels::conv2d(input, weight, bias, self.options())
+    }
+
+    /// Stride, padding, dilation and groups as Burn's op takes them.
+    pub(crate) fn options(&self) -> ConvOptions<2> {
+        ConvOptions::new(self.stride, self.padding, self.dilation, self.groups)
     }
 
     /// The same layer with its kernel drawn again as torchvision's models initialise theirs,

@@ -86,8 +86,10 @@ impl BasicBlock {
     /// - input: `[batch, in_channels, h, w]`
     /// - output: `[batch, planes, h / stride, w / stride]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let out = self.bn1.forward_relu(self.conv1.forward(input.clone()));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = self
+            .bn1
+            .forward_relu_conv(self.conv1.forward(input.clone()), &self.conv2);
+        let out = self.bn2.forward(out);
         self.relu
             .forward_sum(out, shortcut(&self.downsample, input))
     }
@@ -137,9 +139,11 @@ impl Bottleneck {
     /// - input: `[batch, in_channels, h, w]`
     /// - output: `[batch, planes * 4, h / stride, w / stride]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let out = self.bn1.forward_relu(self.conv1.forward(input.clone()));
-        let out = self.bn2.forward_relu(self.conv2.forward(out));
-        let out = self.bn3.forward(self.conv3.forward(out));
+        let out = self
+            .bn1
+            .forward_relu_conv(self.conv1.forward(input.clone()), &self.conv2);
+        let out = self.bn2.forward_relu_conv(out, &self.conv3);
+        let out = self.bn3.forward(out);
         self.relu
             .forward_sum(out, shortcut(&self.downsample, input))
     }

@@ -195,7 +195,7 @@ impl ResNet {
     ///   any size from 32x32 up works)
     /// - output: `[batch, num_classes]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
-        let x = self.bn1.forward_relu(self.conv1.forward(input));
+        let x = self.bn1.forward_conv_relu(&self.conv1, input);
         let mut x = self.maxpool.forward(x);
         for block in self
             .layer1
