@@ -431,6 +431,48 @@ fn fused_batch_norm_and_convolution_match_the_layers_in_turn() {
 }
 
 #[test]
+fn eval_batch_norm_leaves_an_input_the_caller_still_holds_untouched() {
+    // Without autodiff, eval-mode batch norm writes over its input's buffer when no one else
+    // holds it; a tensor the caller kept must keep its values.
+    for (name, device) in devices() {
+        let bn = eval_mode(BatchNorm2dConfig::new(3).init(&device));
+        bn.running_mean
+            .set(Tensor::from_floats([1.0, -2.0, 0.5], &device));
+        let x = Tensor::<4>::random([2, 3, 4, 5], Distribution::Normal(0.0, 1.0), &device);
+        let before = x.to_data().try_to_vec::<f32>().unwrap();
+        for relu in [false, true] {
+            let y = if relu {
+                bn.forward_relu(x.clone())
+            } else {
+                bn.forward(x.clone())
+            };
+            let after = x.to_data().try_to_vec::<f32>().unwrap();
+            assert_eq!(before, after, "{name}: relu {relu}: input changed");
+            let expected: Vec<f32> = before
+                .chunks(20)
+                .enumerate()
+                .flat_map(|(plane, values)| {
+                    let mean = [1.0, -2.0, 0.5][plane % 3];
+                    let scale = 1.0 / (1.0f64 + 1e-5).sqrt() as f32;
+                    values.iter().map(move |v| {
+                        let out = (v - mean) * scale;
+                        if relu { out.max(0.0) } else { out }
+                    })
+                })
+                .collect();
+            assert_close(
+                &format!("{name} relu {relu}"),
+                y,
+                &[2, 3, 4, 5],
+                &expected,
+                1e-6,
+                1e-6,
+            );
+        }
+    }
+}
+
+#[test]
 fn batch_norm_train_mode_uses_batch_statistics_without_autodiff() {
     // PyTorch's train() decides, not the device: under torch.no_grad() a training batch norm
     // still normalises with the batch and updates its running statistics.

@@ -449,13 +449,11 @@ impl<B: Host> Backward<B, 4> for ConvBatchNormReluBackward<B> {
 }
 
 /// Eval-mode batch norm (fixed `mean` and `variance`) when all inputs are host `f32` tensors of
-/// the same kind.
+/// the same kind. The input is then taken from `slot`, so that without autodiff a map no one
+/// else holds is normalised in place.
 pub(super) fn batch_norm_eval<B: Host>(
-    x: &Tensor<4>,
-    gamma: &Tensor<1>,
-    beta: &Tensor<1>,
-    mean: &Tensor<1>,
-    variance: &Tensor<1>,
+    slot: &mut Option<Tensor<4>>,
+    [gamma, beta, mean, variance]: [&Tensor<1>; 4],
     eps: f64,
     relu: bool,
 ) -> Option<Tensor<4>> {
@@ -469,28 +467,30 @@ pub(super) fn batch_norm_eval<B: Host>(
         B::values(&mean).to_vec(),
         norm::inv_std(B::values(&variance), eps),
     );
-    let forward = |x: &Plain<B>, gamma: &Plain<B>, beta: &Plain<B>| {
-        let slope = norm::slope(B::values(gamma), &inv_std);
-        let fold = [&mean[..], &slope, B::values(beta)];
-        let out = norm::normalize(&norm_shape::<B>(x), B::values(x), fold, relu);
-        B::from_values(out, &dims::<B, 4>(x))
-    };
-    Some(
-        match Inputs::of([
-            unwrap::<B, _>(x),
-            unwrap::<B, _>(gamma),
-            unwrap::<B, _>(beta),
-        ])? {
-            Inputs::Plain([x, gamma, beta]) => output::<B, _>(forward(&x, &gamma, &beta), false),
-            Inputs::Tracked(inputs) => {
-                let ([x, gamma, beta], nodes) = parts::<B, _>(inputs);
-                let out = forward(&x, &gamma, &beta);
-                record(BatchNormEvalBackward::<B>(PhantomData), nodes, out, || {
-                    (x, gamma, beta, mean, inv_std, relu)
-                })
-            }
-        },
-    )
+    let inputs = Inputs::of([
+        unwrap::<B, _>(slot.as_ref()?),
+        unwrap::<B, _>(gamma),
+        unwrap::<B, _>(beta),
+    ])?;
+    *slot = None;
+    let slope = |gamma: &Plain<B>| norm::slope(B::values(gamma), &inv_std);
+    Some(match inputs {
+        Inputs::Plain([mut x, gamma, beta]) => {
+            let (s, slope) = (norm_shape::<B>(&x), slope(&gamma));
+            let fold = [&mean[..], &slope, B::values(&beta)];
+            norm::normalize_in_place(&s, B::values_mut(&mut x), fold, relu);
+            output::<B, _>(x, false)
+        }
+        Inputs::Tracked(inputs) => {
+            let ([x, gamma, beta], nodes) = parts::<B, _>(inputs);
+            let fold = [&mean[..], &slope(&gamma), B::values(&beta)];
+            let out = norm::normalize(&norm_shape::<B>(&x), B::values(&x), fold, relu);
+            let out = B::from_values(out, &dims::<B, 4>(&x));
+            record(BatchNormEvalBackward::<B>(PhantomData), nodes, out, || {
+                (x, gamma, beta, mean, inv_std, relu)
+            })
+        }
+    })
 }
 
 /// Registers batch-norm gradients for the parents that want them: `grad_x` for the input, the

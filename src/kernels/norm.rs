@@ -112,19 +112,37 @@ pub(crate) fn normalize(
         .enumerate()
         .for_each(|(plane, (dst, src))| {
             let c = plane % s.channels;
-            let (m, a, b) = (center[c], scale[c], shift[c]);
-            if relu {
-                for (d, v) in dst.iter_mut().zip(src) {
-                    let y = (v - m) * a + b;
-                    *d = keep_if_positive(y, y);
-                }
-            } else {
-                for (d, v) in dst.iter_mut().zip(src) {
-                    *d = (v - m) * a + b;
-                }
+            let fold = (center[c], scale[c], shift[c]);
+            for (d, v) in dst.iter_mut().zip(src) {
+                *d = affine(*v, fold, relu);
             }
         });
     out
+}
+
+/// [`normalize`] writing over `x` (an eval-mode forward on a map no one else holds): the same
+/// values, without a second buffer.
+pub(crate) fn normalize_in_place(
+    s: &NormShape,
+    x: &mut [f32],
+    [center, scale, shift]: [&[f32]; 3],
+    relu: bool,
+) {
+    x.par_chunks_mut(s.pixels)
+        .enumerate()
+        .for_each(|(plane, values)| {
+            let c = plane % s.channels;
+            let fold = (center[c], scale[c], shift[c]);
+            values.iter_mut().for_each(|v| *v = affine(*v, fold, relu));
+        });
+}
+
+/// `(v - center) · scale + shift`, then ReLU when `relu` (the branch is hoisted out of the loops
+/// that inline this).
+#[inline(always)]
+fn affine(v: f32, (center, scale, shift): (f32, f32, f32), relu: bool) -> f32 {
+    let y = (v - center) * scale + shift;
+    if relu { keep_if_positive(y, y) } else { y }
 }
 
 /// The gradient `grad` of a fused batch norm + ReLU taken back through the ReLU, in place: zero
