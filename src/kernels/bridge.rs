@@ -191,6 +191,34 @@ fn norm_shape<B: Host>(x: &Plain<B>) -> NormShape {
     }
 }
 
+/// A training-mode op with batch statistics on host inputs all of one kind: `forward` gives the
+/// output and the statistics; on autodiff, `op` is recorded with the state `state` builds from
+/// the inputs and statistics. The output, the batch mean and the biased batch variance (the
+/// last two without gradient).
+fn with_batch_stats<B: Host, const N: usize, O: Backward<B, N>>(
+    inputs: [Option<Input<B>>; N],
+    forward: impl Fn(&[Plain<B>; N]) -> (Plain<B>, BatchStats),
+    op: O,
+    state: impl FnOnce([Plain<B>; N], BatchStats) -> O::State,
+) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
+    let (out, stats, tracked) = match Inputs::of(inputs)? {
+        Inputs::Plain(inputs) => {
+            let (out, stats) = forward(&inputs);
+            (output::<B, _>(out, false), stats, false)
+        }
+        Inputs::Tracked(inputs) => {
+            let (inputs, nodes) = parts::<B, _>(inputs);
+            let (out, stats) = forward(&inputs);
+            let kept = stats.clone();
+            (record(op, nodes, out, || state(inputs, kept)), stats, true)
+        }
+    };
+    let c = stats.mean.len();
+    let mean = output::<B, _>(B::from_values(stats.mean, &[c]), tracked);
+    let variance = output::<B, _>(B::from_values(stats.variance, &[c]), tracked);
+    Some((out, mean, variance))
+}
+
 /// Training-mode batch norm when `x`, `gamma` and `beta` are host `f32` tensors of the same
 /// kind: the output, the batch mean and the biased batch variance (the last two without
 /// gradient).
@@ -201,7 +229,7 @@ pub(super) fn batch_norm_train<B: Host>(
     eps: f64,
     relu: bool,
 ) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
-    let forward = |x: &Plain<B>, gamma: &Plain<B>, beta: &Plain<B>| {
+    let forward = |[x, gamma, beta]: &[Plain<B>; 3]| {
         let s = norm_shape::<B>(x);
         let stats = norm::batch_stats(&s, B::values(x));
         let slope = norm::slope(B::values(gamma), &norm::inv_std(&stats.variance, eps));
@@ -213,29 +241,16 @@ pub(super) fn batch_norm_train<B: Host>(
         );
         (B::from_values(out, &dims::<B, 4>(x)), stats)
     };
-    let (out, stats, tracked) = match Inputs::of([
-        unwrap::<B, _>(x),
-        unwrap::<B, _>(gamma),
-        unwrap::<B, _>(beta),
-    ])? {
-        Inputs::Plain([x, gamma, beta]) => {
-            let (out, stats) = forward(&x, &gamma, &beta);
-            (output::<B, _>(out, false), stats, false)
-        }
-        Inputs::Tracked(inputs) => {
-            let ([x, gamma, beta], nodes) = parts::<B, _>(inputs);
-            let (out, stats) = forward(&x, &gamma, &beta);
-            let state = stats.clone();
-            let out = record(BatchNormTrainBackward::<B>(PhantomData), nodes, out, || {
-                (x, gamma, beta, state, eps, relu)
-            });
-            (out, stats, true)
-        }
-    };
-    let c = stats.mean.len();
-    let mean = output::<B, _>(B::from_values(stats.mean, &[c]), tracked);
-    let variance = output::<B, _>(B::from_values(stats.variance, &[c]), tracked);
-    Some((out, mean, variance))
+    with_batch_stats(
+        [
+            unwrap::<B, _>(x),
+            unwrap::<B, _>(gamma),
+            unwrap::<B, _>(beta),
+        ],
+        forward,
+        BatchNormTrainBackward::<B>(PhantomData),
+        |[x, gamma, beta], stats| (x, gamma, beta, stats, eps, relu),
+    )
 }
 
 /// `conv(relu(batch_norm_train(x)))` when `x`, `gamma`, `beta` and `weight` are host `f32`
@@ -252,7 +267,7 @@ pub(super) fn batch_norm_relu_conv2d<B: Host>(
 ) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
     let [h, w] = g.out_size()?;
     let out_shape = [g.batch, g.out_channels, h, w];
-    let forward = |x: &Plain<B>, gamma: &Plain<B>, beta: &Plain<B>, weight: &Plain<B>| {
+    let forward = |[x, gamma, beta, weight]: &[Plain<B>; 4]| {
         let s = norm_shape::<B>(x);
         let stats = norm::batch_stats(&s, B::values(x));
         let slope = norm::slope(B::values(gamma), &norm::inv_std(&stats.variance, eps));
@@ -261,30 +276,30 @@ pub(super) fn batch_norm_relu_conv2d<B: Host>(
         let out = conv::forward(&g, &normalised, B::values(weight));
         (B::from_values(out, &out_shape), stats)
     };
-    let (out, stats, tracked) = match Inputs::of([
-        unwrap::<B, _>(x),
-        unwrap::<B, _>(gamma),
-        unwrap::<B, _>(beta),
-        unwrap::<B, _>(weight),
-    ])? {
-        Inputs::Plain([x, gamma, beta, weight]) => {
-            let (out, stats) = forward(&x, &gamma, &beta, &weight);
-            (output::<B, _>(out, false), stats, false)
-        }
-        Inputs::Tracked(inputs) => {
-            let ([x, gamma, beta, weight], nodes) = parts::<B, _>(inputs);
-            let (out, stats) = forward(&x, &gamma, &beta, &weight);
-            let state = stats.clone();
-            let op = BatchNormReluConvBackward::<B>(PhantomData);
-            let out = record(op, nodes, out, || (x, gamma, beta, weight, state, eps, g));
-            (out, stats, true)
-        }
-    };
-    let c = stats.mean.len();
-    let mean = output::<B, _>(B::from_values(stats.mean, &[c]), tracked);
-    let variance = output::<B, _>(B::from_values(stats.variance, &[c]), tracked);
-    Some((out, mean, variance))
+    with_batch_stats(
+        [
+            unwrap::<B, _>(x),
+            unwrap::<B, _>(gamma),
+            unwrap::<B, _>(beta),
+            unwrap::<B, _>(weight),
+        ],
+        forward,
+        BatchNormReluConvBackward::<B>(PhantomData),
+        |[x, gamma, beta, weight], stats| (x, gamma, beta, weight, stats, eps, g),
+    )
 }
+
+/// What the fused batch-norm + convolution ops keep for their backward step: the four input
+/// tensors (in the op's argument order), the batch statistics, `eps`, the convolution.
+type FusedState<B> = (
+    Plain<B>,
+    Plain<B>,
+    Plain<B>,
+    Plain<B>,
+    BatchStats,
+    f64,
+    ConvGeometry,
+);
 
 /// The backward step of [`batch_norm_relu_conv2d`]: the normalised map rebuilt, the
 /// convolution's gradients, then the batch norm's through the ReLU.
@@ -292,15 +307,7 @@ pub(super) fn batch_norm_relu_conv2d<B: Host>(
 struct BatchNormReluConvBackward<B>(PhantomData<fn() -> B>);
 
 impl<B: Host> Backward<B, 4> for BatchNormReluConvBackward<B> {
-    type State = (
-        Plain<B>,
-        Plain<B>,
-        Plain<B>,
-        Plain<B>,
-        BatchStats,
-        f64,
-        ConvGeometry,
-    );
+    type State = FusedState<B>;
 
     fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [x_node, gamma_node, beta_node, weight_node] = ops.parents.map(|p| p.map(|n| n.id));
@@ -355,36 +362,24 @@ pub(super) fn conv2d_batch_norm_relu<B: Host>(
         channels: g.out_channels,
         pixels: h * w,
     };
-    let forward = |x: &Plain<B>, weight: &Plain<B>, gamma: &Plain<B>, beta: &Plain<B>| {
+    let forward = |[x, weight, gamma, beta]: &[Plain<B>; 4]| {
         let z = conv::forward(&g, B::values(x), B::values(weight));
         let stats = norm::batch_stats(&s, &z);
         let slope = norm::slope(B::values(gamma), &norm::inv_std(&stats.variance, eps));
         let out = norm::normalize(&s, &z, [&stats.mean, &slope, B::values(beta)], true);
         (B::from_values(out, &out_shape), stats)
     };
-    let (out, stats, tracked) = match Inputs::of([
-        unwrap::<B, _>(x),
-        unwrap::<B, _>(weight),
-        unwrap::<B, _>(gamma),
-        unwrap::<B, _>(beta),
-    ])? {
-        Inputs::Plain([x, weight, gamma, beta]) => {
-            let (out, stats) = forward(&x, &weight, &gamma, &beta);
-            (output::<B, _>(out, false), stats, false)
-        }
-        Inputs::Tracked(inputs) => {
-            let ([x, weight, gamma, beta], nodes) = parts::<B, _>(inputs);
-            let (out, stats) = forward(&x, &weight, &gamma, &beta);
-            let state = stats.clone();
-            let op = ConvBatchNormReluBackward::<B>(PhantomData);
-            let out = record(op, nodes, out, || (x, weight, gamma, beta, state, eps, g));
-            (out, stats, true)
-        }
-    };
-    let c = stats.mean.len();
-    let mean = output::<B, _>(B::from_values(stats.mean, &[c]), tracked);
-    let variance = output::<B, _>(B::from_values(stats.variance, &[c]), tracked);
-    Some((out, mean, variance))
+    with_batch_stats(
+        [
+            unwrap::<B, _>(x),
+            unwrap::<B, _>(weight),
+            unwrap::<B, _>(gamma),
+            unwrap::<B, _>(beta),
+        ],
+        forward,
+        ConvBatchNormReluBackward::<B>(PhantomData),
+        |[x, weight, gamma, beta], stats| (x, weight, gamma, beta, stats, eps, g),
+    )
 }
 
 /// The backward step of [`conv2d_batch_norm_relu`]: the convolution's output computed again,
@@ -393,15 +388,7 @@ pub(super) fn conv2d_batch_norm_relu<B: Host>(
 struct ConvBatchNormReluBackward<B>(PhantomData<fn() -> B>);
 
 impl<B: Host> Backward<B, 4> for ConvBatchNormReluBackward<B> {
-    type State = (
-        Plain<B>,
-        Plain<B>,
-        Plain<B>,
-        Plain<B>,
-        BatchStats,
-        f64,
-        ConvGeometry,
-    );
+    type State = FusedState<B>;
 
     fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [x_node, weight_node, gamma_node, beta_node] = ops.parents.map(|p| p.map(|n| n.id));
