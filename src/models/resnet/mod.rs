@@ -187,6 +187,27 @@ impl ResNetConfig {
     }
 }
 
+/// The stem's output size (bytes of `f32`) from which training recomputes its convolution in the
+/// backward pass instead of keeping its output: at 64 images of 224² that map is 196 MiB, the
+/// widest a ResNet keeps, and recomputing costs about 2% of a step; small batches keep it.
+const RECOMPUTE_STEM_FROM_BYTES: usize = 64 << 20;
+
+impl ResNet {
+    /// `relu(bn1(conv1(input)))`, the convolution recomputed in backward when its output is
+    /// large (see [`RECOMPUTE_STEM_FROM_BYTES`]).
+    fn stem(&self, input: Tensor<4>) -> Tensor<4> {
+        let [batch, _, height, width] = input.dims();
+        let [stride_y, stride_x] = self.conv1.stride;
+        let out_channels = self.conv1.weight.lazy_shape().dims::<4>()[0];
+        let bytes = 4 * batch * out_channels * height.div_ceil(stride_y) * width.div_ceil(stride_x);
+        if bytes >= RECOMPUTE_STEM_FROM_BYTES {
+            self.bn1.forward_conv_relu(&self.conv1, input)
+        } else {
+            self.bn1.forward_relu(self.conv1.forward(input))
+        }
+    }
+}
+
 impl ResNet {
     /// Class scores (logits).
     ///
@@ -195,8 +216,7 @@ impl ResNet {
     ///   any size from 32x32 up works)
     /// - output: `[batch, num_classes]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
-        let x = self.bn1.forward_conv_relu(&self.conv1, input);
-        let mut x = self.maxpool.forward(x);
+        let mut x = self.maxpool.forward(self.stem(input));
         for block in self
             .layer1
             .iter()
