@@ -191,6 +191,16 @@ fn norm_shape<B: Host>(x: &Plain<B>) -> NormShape {
     }
 }
 
+/// The convolution's output as a batch norm sees it.
+fn output_norm_shape(g: &ConvGeometry) -> NormShape {
+    let [h, w] = g.out_size().expect("checked before the convolution runs");
+    NormShape {
+        batch: g.batch,
+        channels: g.out_channels,
+        pixels: h * w,
+    }
+}
+
 /// A training-mode op with batch statistics on host inputs all of one kind: `forward` gives the
 /// output and the statistics; on autodiff, `op` is recorded with the state `state` builds from
 /// the inputs and statistics. The output, the batch mean and the biased batch variance (the
@@ -338,7 +348,7 @@ impl<B: Host> Backward<B, 4> for BatchNormReluConvBackward<B> {
                 norm::train_backward(&s, B::values(&x), B::values(&gamma), statistics, &mut grad);
             let grad = B::from_values(grad, &dims::<B, 4>(&x));
             let parents = [x_node, gamma_node, beta_node];
-            register_norm_grads::<B>(grads, parents, grad, (&gamma, affine));
+            register_norm_grads::<B>(grads, parents, grad, affine);
         }
     }
 }
@@ -357,11 +367,7 @@ pub(super) fn conv2d_batch_norm_relu<B: Host>(
 ) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
     let [h, w] = g.out_size()?;
     let out_shape = [g.batch, g.out_channels, h, w];
-    let s = NormShape {
-        batch: g.batch,
-        channels: g.out_channels,
-        pixels: h * w,
-    };
+    let s = output_norm_shape(&g);
     let forward = |[x, weight, gamma, beta]: &[Plain<B>; 4]| {
         let z = conv::forward(&g, B::values(x), B::values(weight));
         let stats = norm::batch_stats(&s, &z);
@@ -395,12 +401,7 @@ impl<B: Host> Backward<B, 4> for ConvBatchNormReluBackward<B> {
         let mut grad = B::contiguous(grads.consume::<B>(&ops.node));
         let (x, weight, gamma, beta, stats, eps, g) = ops.state;
         let z = conv::forward(&g, B::values(&x), B::values(&weight));
-        let [h, w] = g.out_size().expect("checked in the forward step");
-        let s = NormShape {
-            batch: g.batch,
-            channels: g.out_channels,
-            pixels: h * w,
-        };
+        let s = output_norm_shape(&g);
         let inv_std = norm::inv_std(&stats.variance, eps);
         let slope = norm::slope(B::values(&gamma), &inv_std);
         let fold = [&stats.mean[..], &slope, B::values(&beta)];
@@ -408,16 +409,9 @@ impl<B: Host> Backward<B, 4> for ConvBatchNormReluBackward<B> {
         let grad_z = B::values_mut(&mut grad);
         norm::through_relu(&s, &z, fold, grad_z);
         let statistics = [&stats.mean[..], &inv_std];
-        let (grad_gamma, grad_beta) =
-            norm::train_backward(&s, &z, B::values(&gamma), statistics, grad_z);
+        let affine = norm::train_backward(&s, &z, B::values(&gamma), statistics, grad_z);
         drop(z);
-        let c = [g.out_channels];
-        if let Some(node) = gamma_node {
-            grads.register::<B>(node, B::from_values(grad_gamma, &c));
-        }
-        if let Some(node) = beta_node {
-            grads.register::<B>(node, B::from_values(grad_beta, &c));
-        }
+        register_affine_grads::<B>(grads, [gamma_node, beta_node], affine);
         let (grad_x, grad_w) = conv::backward(
             &g,
             B::values(&x),
@@ -486,12 +480,21 @@ fn register_norm_grads<B: Host>(
     grads: &mut Gradients,
     [x_node, gamma_node, beta_node]: [Option<NodeId>; 3],
     grad_x: Plain<B>,
-    (gamma, (grad_gamma, grad_beta)): (&Plain<B>, (Vec<f32>, Vec<f32>)),
+    affine: (Vec<f32>, Vec<f32>),
 ) {
     if let Some(node) = x_node {
         grads.register::<B>(node, grad_x);
     }
-    let c = [dims::<B, 1>(gamma)[0]];
+    register_affine_grads::<B>(grads, [gamma_node, beta_node], affine);
+}
+
+/// Registers a batch norm's scale and shift gradients `(dγ, dβ)` for the parents that want them.
+fn register_affine_grads<B: Host>(
+    grads: &mut Gradients,
+    [gamma_node, beta_node]: [Option<NodeId>; 2],
+    (grad_gamma, grad_beta): (Vec<f32>, Vec<f32>),
+) {
+    let c = [grad_gamma.len()];
     if let Some(node) = gamma_node {
         grads.register::<B>(node, B::from_values(grad_gamma, &c));
     }
@@ -522,7 +525,7 @@ impl<B: Host> Backward<B, 3> for BatchNormTrainBackward<B> {
         let statistics = [&stats.mean[..], &inv_std];
         let affine = norm::train_backward(&s, B::values(&x), B::values(&gamma), statistics, values);
         let parents = ops.parents.map(|p| p.map(|n| n.id));
-        register_norm_grads::<B>(grads, parents, grad, (&gamma, affine));
+        register_norm_grads::<B>(grads, parents, grad, affine);
     }
 }
 
@@ -546,7 +549,7 @@ impl<B: Host> Backward<B, 3> for BatchNormEvalBackward<B> {
         let statistics = [&mean[..], &inv_std];
         let affine = norm::eval_backward(&s, B::values(&x), B::values(&gamma), statistics, values);
         let parents = ops.parents.map(|p| p.map(|n| n.id));
-        register_norm_grads::<B>(grads, parents, grad, (&gamma, affine));
+        register_norm_grads::<B>(grads, parents, grad, affine);
     }
 }
 

@@ -158,10 +158,7 @@ impl BatchNorm2d {
     pub fn forward_relu_conv(&self, input: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
         if self.training.is_enabled() {
             check_train_count(&input);
-            let (gamma, beta) = (
-                like(self.weight.val(), &input),
-                like(self.bias.val(), &input),
-            );
+            let (gamma, beta) = self.scale_shift(&input);
             let weight = like(conv.weight.val(), &input);
             let bias = conv.bias.as_ref().map(|bias| like(bias.val(), &input));
             let fused = batch_norm_relu_conv2d(
@@ -206,10 +203,7 @@ impl BatchNorm2d {
     pub fn forward_conv_relu(&self, conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
         if self.training.is_enabled() && conv.bias.is_none() {
             let weight = like(conv.weight.val(), &input);
-            let (gamma, beta) = (
-                like(self.weight.val(), &input),
-                like(self.bias.val(), &input),
-            );
+            let (gamma, beta) = self.scale_shift(&input);
             let options = conv.options();
             let fused =
                 conv2d_batch_norm_relu(&input, (&weight, &options), [&gamma, &beta], self.eps);
@@ -240,15 +234,17 @@ impl BatchNorm2d {
 
     fn forward_train(&self, input: Tensor<4>, relu: bool) -> Tensor<4> {
         check_train_count(&input);
-        let (gamma, beta) = (
-            like(self.weight.val(), &input),
-            like(self.bias.val(), &input),
-        );
+        let (gamma, beta) = self.scale_shift(&input);
         let dims = input.dims();
         let device = input.device();
         let out = batch_norm_train(input, gamma, beta, self.eps, relu);
         self.track_stats(dims, &device, out.mean, out.variance);
         out.output
+    }
+
+    /// γ and β in the dtype of `input`.
+    fn scale_shift(&self, input: &Tensor<4>) -> (Tensor<1>, Tensor<1>) {
+        (like(self.weight.val(), input), like(self.bias.val(), input))
     }
 
     /// Folds a training batch's mean and biased variance (of an input of shape `dims`) into the

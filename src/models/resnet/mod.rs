@@ -193,22 +193,6 @@ impl ResNetConfig {
 const RECOMPUTE_STEM_FROM_BYTES: usize = 64 << 20;
 
 impl ResNet {
-    /// `relu(bn1(conv1(input)))`, the convolution recomputed in backward when its output is
-    /// large (see [`RECOMPUTE_STEM_FROM_BYTES`]).
-    fn stem(&self, input: Tensor<4>) -> Tensor<4> {
-        let [batch, _, height, width] = input.dims();
-        let [stride_y, stride_x] = self.conv1.stride;
-        let out_channels = self.conv1.weight.lazy_shape().dims::<4>()[0];
-        let bytes = 4 * batch * out_channels * height.div_ceil(stride_y) * width.div_ceil(stride_x);
-        if bytes >= RECOMPUTE_STEM_FROM_BYTES {
-            self.bn1.forward_conv_relu(&self.conv1, input)
-        } else {
-            self.bn1.forward_relu(self.conv1.forward(input))
-        }
-    }
-}
-
-impl ResNet {
     /// Class scores (logits).
     ///
     /// # Shapes
@@ -229,6 +213,21 @@ impl ResNet {
         let [batch, channels, _, _] = x.dims();
         let x = self.avgpool.forward(x).reshape([batch, channels]);
         self.fc.forward(x)
+    }
+
+    /// `relu(bn1(conv1(input)))`, the convolution recomputed in backward when its output is
+    /// large (see [`RECOMPUTE_STEM_FROM_BYTES`]).
+    fn stem(&self, input: Tensor<4>) -> Tensor<4> {
+        let [batch, _, height, width] = input.dims();
+        // `ceil(side / stride)`: exact for the stem's 7x7 kernel with padding 3.
+        let [stride_y, stride_x] = self.conv1.stride;
+        let out_channels = self.conv1.weight.lazy_shape().dims::<4>()[0];
+        let bytes = 4 * batch * out_channels * height.div_ceil(stride_y) * width.div_ceil(stride_x);
+        if bytes >= RECOMPUTE_STEM_FROM_BYTES {
+            self.bn1.forward_conv_relu(&self.conv1, input)
+        } else {
+            self.bn1.forward_relu(self.conv1.forward(input))
+        }
     }
 
     /// Training mode for every batch norm (PyTorch's `model.train()`).
