@@ -3,13 +3,14 @@
 
 mod common;
 
-use burn::module::Param;
+use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use common::{Golden, assert_close, devices};
 use ferrovision::nn::{
     AdaptiveAvgPool2d, BatchNorm2d, BatchNorm2dConfig, Conv2d, Conv2dConfig,
     CrossEntropyLossConfig, LinearConfig, MaxPool2dConfig, Reduction, Relu, eval_mode,
 };
+use ferrovision::optim::AdamConfig;
 
 /// `sum(out * g)` with the golden upstream gradient, checking the forward output on the way.
 fn loss_of<const D: usize>(
@@ -469,6 +470,87 @@ fn eval_batch_norm_leaves_an_input_the_caller_still_holds_untouched() {
                 1e-6,
             );
         }
+    }
+}
+
+/// `[batch, c_out, h, w]` of a 3x3 convolution with padding 1, by its definition.
+fn conv3x3_by_definition(x: &Tensor<4>, weight: &Tensor<4>) -> Vec<f32> {
+    let [batch, c_in, h, w] = x.dims();
+    let c_out = weight.dims()[0];
+    let (x, k) = (values(x), values(weight));
+    let mut out = vec![0.0f32; batch * c_out * h * w];
+    for (b, o, y, z) in pixels(batch, c_out, h, w) {
+        let mut sum = 0.0f64;
+        for c in 0..c_in {
+            for (i, j) in (0..3).flat_map(|i| (0..3).map(move |j| (i, j))) {
+                let (yy, zz) = ((y + i).wrapping_sub(1), (z + j).wrapping_sub(1));
+                if yy < h && zz < w {
+                    let input = x[((b * c_in + c) * h + yy) * w + zz];
+                    sum += f64::from(input) * f64::from(k[((o * c_in + c) * 3 + i) * 3 + j]);
+                }
+            }
+        }
+        out[((b * c_out + o) * h + y) * w + z] = sum as f32;
+    }
+    out
+}
+
+/// Every `(image, channel, row, column)` of an output, in row-major order.
+fn pixels(
+    batch: usize,
+    c_out: usize,
+    h: usize,
+    w: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    (0..batch).flat_map(move |b| {
+        (0..c_out).flat_map(move |o| (0..h).flat_map(move |y| (0..w).map(move |z| (b, o, y, z))))
+    })
+}
+
+fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    t.to_data().try_to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn inference_convolutions_follow_their_weights_when_they_change() {
+    // Without autodiff the CPU devices keep a convolution's Winograd-transformed weights
+    // between calls. A weight changed afterwards (written in place by Burn's ops or by our
+    // Adam step, or replaced) must give the new result, never the kept transform's.
+    for (name, device) in devices() {
+        let config = Conv2dConfig::new(8, 8, [3, 3])
+            .with_padding([1, 1])
+            .with_bias(false);
+        let x = Tensor::<4>::random([2, 8, 12, 12], Distribution::Normal(0.0, 1.0), &device);
+        let check = |what: &str, conv: &Conv2d| {
+            let expected = conv3x3_by_definition(&x, &conv.weight.val());
+            for call in ["first", "second"] {
+                let label = format!("{name}: {what}, {call} call");
+                let out = conv.forward(x.clone());
+                assert_close(&label, out, &[2, 8, 12, 12], &expected, 1e-4, 1e-4);
+            }
+        };
+        let mut conv = config.init(&device);
+        check("as built", &conv);
+        conv.weight = conv.weight.map(|w| w.mul_scalar(-2.0));
+        check("scaled in place", &conv);
+        conv.weight = Param::from_tensor(Tensor::random(
+            [8, 8, 3, 3],
+            Distribution::Normal(0.0, 0.3),
+            &device,
+        ));
+        check("replaced", &conv);
+
+        // Training on the autodiff device, evaluating the plain model between steps.
+        let train = device.autodiff();
+        let mut conv = config.init(&train);
+        let mut optimizer = AdamConfig::new().with_lr(0.1).init();
+        let x_train = Tensor::<4>::from_data(x.to_data(), &train);
+        for step in 0..3 {
+            check(&format!("before Adam step {step}"), &conv.valid());
+            let loss = conv.forward(x_train.clone()).powf_scalar(2.0).mean();
+            conv = optimizer.step(conv, loss.backward());
+        }
+        check("after training", &conv.valid());
     }
 }
 

@@ -25,6 +25,7 @@ use super::geometry::ConvGeometry;
 use super::host::Host;
 use super::norm::{self, BatchStats, NormShape};
 use super::pool::{self, PoolGeometry};
+use super::weight_cache::{SharedValues, Weight};
 use super::{AdamStep, AdamTensors, Unary};
 
 type Tracked<B> = FloatTensor<Autodiff<B>>;
@@ -126,7 +127,9 @@ fn record<B: Host, const D: usize, const N: usize, O: Backward<B, N>>(
     B::from_tracked(tracked)
 }
 
-/// [`conv::forward`] when `x` and `weight` are host `f32` tensors of the same kind.
+/// [`conv::forward`] when `x` and `weight` are host `f32` tensors of the same kind. Without
+/// autodiff (inference) the weight goes to the kernel as a shared tensor, so that its Winograd
+/// transform is kept for the next call with it.
 pub(super) fn conv2d<B: Host>(
     x: &Tensor<4>,
     weight: &Tensor<4>,
@@ -134,24 +137,38 @@ pub(super) fn conv2d<B: Host>(
 ) -> Option<Tensor<4>> {
     let [h, w] = g.out_size()?;
     let out_shape = [g.batch, g.out_channels, h, w];
-    let forward = |x: &Plain<B>, weight: &Plain<B>| {
-        B::from_values(
-            conv::forward(&g, B::values(x), B::values(weight)),
-            &out_shape,
-        )
+    let forward = |x: &Plain<B>, weight: &Weight| {
+        B::from_values(conv::forward(&g, B::values(x), weight), &out_shape)
     };
     Some(
         match Inputs::of([unwrap::<B, _>(x), unwrap::<B, _>(weight)])? {
-            Inputs::Plain([x, weight]) => output::<B, _>(forward(&x, &weight), false),
+            Inputs::Plain([x, weight]) => {
+                let shared = Weight::Shared(Arc::new(HostValues::<B>(weight)));
+                output::<B, _>(forward(&x, &shared), false)
+            }
             Inputs::Tracked(inputs) => {
                 let ([x, weight], nodes) = parts::<B, _>(inputs);
-                let out = forward(&x, &weight);
+                let out = forward(&x, &Weight::Once(B::values(&weight)));
                 record(Conv2dBackward::<B>(PhantomData), nodes, out, || {
                     (x, weight, g)
                 })
             }
         },
     )
+}
+
+/// A contiguous host tensor as the kernels' read-only values (the hosts copy a shared buffer
+/// before writing to it).
+struct HostValues<B: Host>(Plain<B>);
+
+impl<B: Host> SharedValues for HostValues<B> {
+    fn values(&self) -> &[f32] {
+        B::values(&self.0)
+    }
+
+    fn held_elsewhere(&self) -> bool {
+        !B::is_unique(&self.0)
+    }
 }
 
 /// The backward step of [`conv2d`]: both gradients from one pass over the output gradient.
@@ -283,7 +300,7 @@ pub(super) fn batch_norm_relu_conv2d<B: Host>(
         let slope = norm::slope(B::values(gamma), &norm::inv_std(&stats.variance, eps));
         let fold = [&stats.mean[..], &slope, B::values(beta)];
         let normalised = norm::normalize(&s, B::values(x), fold, true);
-        let out = conv::forward(&g, &normalised, B::values(weight));
+        let out = conv::forward(&g, &normalised, &Weight::Once(B::values(weight)));
         (B::from_values(out, &out_shape), stats)
     };
     with_batch_stats(
@@ -369,7 +386,7 @@ pub(super) fn conv2d_batch_norm_relu<B: Host>(
     let out_shape = [g.batch, g.out_channels, h, w];
     let s = output_norm_shape(&g);
     let forward = |[x, weight, gamma, beta]: &[Plain<B>; 4]| {
-        let z = conv::forward(&g, B::values(x), B::values(weight));
+        let z = conv::forward(&g, B::values(x), &Weight::Once(B::values(weight)));
         let stats = norm::batch_stats(&s, &z);
         let slope = norm::slope(B::values(gamma), &norm::inv_std(&stats.variance, eps));
         let out = norm::normalize(&s, &z, [&stats.mean, &slope, B::values(beta)], true);
@@ -400,7 +417,7 @@ impl<B: Host> Backward<B, 4> for ConvBatchNormReluBackward<B> {
         let [x_node, weight_node, gamma_node, beta_node] = ops.parents.map(|p| p.map(|n| n.id));
         let mut grad = B::contiguous(grads.consume::<B>(&ops.node));
         let (x, weight, gamma, beta, stats, eps, g) = ops.state;
-        let z = conv::forward(&g, B::values(&x), B::values(&weight));
+        let z = conv::forward(&g, B::values(&x), &Weight::Once(B::values(&weight)));
         let s = output_norm_shape(&g);
         let inv_std = norm::inv_std(&stats.variance, eps);
         let slope = norm::slope(B::values(&gamma), &inv_std);

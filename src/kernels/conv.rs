@@ -22,6 +22,7 @@ use super::depthwise;
 use super::geometry::ConvGeometry;
 use super::matmul::{Operand, Threads, matmul};
 use super::scratch;
+use super::weight_cache::{WEIGHT_CACHE, Weight};
 use super::winograd;
 
 /// Columns a chunk aims for: enough for the widest gemm kernels and both threads. (Tiny in unit
@@ -114,13 +115,14 @@ impl Chunk {
 /// kw]`), without bias, as `[batch, c_out, h_out, w_out]`: the depthwise kernel for one group per
 /// input channel, Winograd's F(4x4, 3x3) or F(2x2, 3x3) for the stride-1 3x3 convolutions, else
 /// im2col.
-pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &Weight) -> Vec<f32> {
+    WEIGHT_CACHE.release_orphans();
     if g.groups > 1 {
-        return depthwise::forward(g, x, weight);
+        return depthwise::forward(g, x, weight.values());
     }
-    match winograd::choose(g) {
+    match winograd::choose(g, matches!(weight, Weight::Shared(_))) {
         Some(variant) => winograd::forward(g, variant, x, weight),
-        None => forward_im2col(g, x, weight),
+        None => forward_im2col(g, x, weight.values()),
     }
 }
 
@@ -181,7 +183,11 @@ pub(crate) fn backward(
     let transposed = want_input.then(|| g.input_gradient_geometry()).flatten();
     let scatter_input = want_input && transposed.is_none();
     let mut grad_x = match transposed {
-        Some(gt) => Some(forward(&gt, grad, &flip_transpose(g, weight))),
+        Some(gt) => Some(forward(
+            &gt,
+            grad,
+            &Weight::Once(&flip_transpose(g, weight)),
+        )),
         None => scatter_input.then(|| vec![0.0; x.len()]),
     };
     let mut grad_w = want_weight.then(|| vec![0.0; weight.len()]);
@@ -682,7 +688,11 @@ pub(super) mod tests {
             let x = values(g.batch * g.in_channels * g.in_size[0] * g.in_size[1], 1);
             let w = values(g.out_channels * g.patch_len(), 2);
             let expected = naive(&g, &x, &w);
-            assert_close(&forward(&g, &x, &w), &expected, &format!("{g:?}"));
+            assert_close(
+                &forward(&g, &x, &Weight::Once(&w)),
+                &expected,
+                &format!("{g:?}"),
+            );
             // The 3x3 stride-1 shapes above go through Winograd; im2col takes them all too.
             assert_close(&forward_im2col(&g, &x, &w), &expected, &format!("{g:?}"));
         }

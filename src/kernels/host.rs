@@ -27,6 +27,10 @@ pub(super) trait Host: Backend {
     /// The tensor's shape.
     fn shape(tensor: &FloatTensor<Self>) -> Vec<usize>;
 
+    /// Whether no other tensor shares the tensor's buffer (so that it would be written in
+    /// place, and that dropping it frees the buffer).
+    fn is_unique(tensor: &FloatTensor<Self>) -> bool;
+
     /// The primitive of a tensor on this backend without autodiff.
     fn plain<const D: usize>(tensor: Tensor<D>) -> Option<FloatTensor<Self>>;
 
@@ -109,6 +113,10 @@ mod flex {
             tensor.layout().shape().to_vec()
         }
 
+        fn is_unique(tensor: &FlexTensor) -> bool {
+            tensor.is_unique()
+        }
+
         conversions!(Flex);
     }
 }
@@ -163,6 +171,13 @@ mod ndarray {
                 panic!("{F32_ONLY}");
             };
             storage.shape().to_vec()
+        }
+
+        fn is_unique(tensor: &NdArrayTensor) -> bool {
+            let NdArrayTensor::F32(storage) = tensor else {
+                panic!("{F32_ONLY}");
+            };
+            storage.is_unique()
         }
 
         conversions!(NdArray);

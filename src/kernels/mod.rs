@@ -34,6 +34,8 @@ mod pool;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod scratch;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
+mod weight_cache;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 mod winograd;
 
 /// `bridge::$op::<Host>(args)` (`bridge::$op::<Host, D>` for `$op::<D>`) on each compiled CPU

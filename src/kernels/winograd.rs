@@ -14,8 +14,10 @@
 //! tiles are cut into chunks of whole tile rows, each transformed, multiplied and transformed
 //! back while its matrices are in cache: two or more chunks per thread side by side when the
 //! batch has the tiles for them, else one chunk after another with each step spread over the
-//! threads (ResNet's late layers: few tiles, many channels). Where a batch has fewer tiles than
-//! output channels even in 2x2 tiles, [`choose`] leaves the convolution to im2col.
+//! threads (ResNet's late layers: few tiles, many channels). The transformed weights are kept
+//! between inference calls ([`WEIGHT_CACHE`]); where they are transformed on every call
+//! (training) and a batch has fewer tiles than output channels even in 2x2 tiles, [`choose`]
+//! leaves the convolution to im2col.
 //!
 //! In `f32` the transforms add rounding: F(2x2, 3x3)'s matrices hold 0, ±1 and ±1/2 and add
 //! about the inputs' own; F(4x4, 3x3)'s (points 0, ±1, ±2) hold up to 8 and 1/24 and add a few
@@ -30,6 +32,7 @@ use rayon::prelude::*;
 use super::geometry::ConvGeometry;
 use super::matmul::{Operand, Threads, matmul};
 use super::scratch;
+use super::weight_cache::{WEIGHT_CACHE, Weight};
 
 /// Largest input tile side (F(4x4, 3x3)'s 6).
 const MAX_N: usize = 6;
@@ -216,17 +219,25 @@ fn output_f4_lanes(s: [&[f32]; 6], o0: &mut [f32], o1: &mut [f32], o2: &mut [f32
 }
 
 /// Which variant computes this convolution, if any: 3x3 kernel, stride 1, no dilation, an
-/// output at least one pixel wide, and at least as many tiles in the batch as output channels
-/// (F(4x4, 3x3) when its tiles are enough and its transformed weights small enough, else
-/// F(2x2, 3x3)). The environment variable
-/// `FERROVISION_WINOGRAD` set to `0` leaves every convolution to im2col, and set to `2` keeps to
-/// F(2x2, 3x3): for comparisons.
+/// output at least one pixel wide, and then by whether the weights' transform is `kept` between
+/// calls ([`WEIGHT_CACHE`], inference):
 ///
-/// With fewer tiles than output channels (ResNet's 7x7 last layer at batch 8: 128 tiles of 2x2,
-/// 512 channels) the transformed weights, `n²/9` the size of the weights, cost more to write
-/// and stream through the products than the multiplications they save (measured for F(2x2,
-/// 3x3): 21 ms against im2col's 18 ms).
-pub(crate) fn choose(g: &ConvGeometry) -> Option<Variant> {
+/// - Transformed on every call (training): at least as many tiles in the batch as output
+///   channels (F(4x4, 3x3) when its tiles are enough and its transformed weights small enough,
+///   else F(2x2, 3x3)). With fewer tiles than output channels (ResNet's 7x7 last layer at batch
+///   8: 128 tiles of 2x2, 512 channels) the transformed weights, `n²/9` the size of the
+///   weights, cost more to write and stream through the products than the multiplications they
+///   save (measured for F(2x2, 3x3): 21 ms against im2col's 18 ms).
+/// - Kept: the cheapest of im2col and the two variants by [`kept_cost`], the multiplications
+///   plus the weights streamed through them. At 8 x 224 this takes F(4x4, 3x3) for ResNet-18's
+///   last two stages too (7x7 maps: 6.5 ms a layer against im2col's 18.8; 14x14: 7.4 against
+///   F(2x2, 3x3)'s 10.8-13.3), F(2x2, 3x3) for 2x2 maps (3.0 ms against 5.8 and F(4x4, 3x3)'s
+///   6.6, batch 32) and for one image of 7x7 (1.8 ms against 2.9 and 3.6: there the weights'
+///   stream dominates).
+///
+/// The environment variable `FERROVISION_WINOGRAD` set to `0` leaves every convolution to
+/// im2col, and set to `2` keeps to F(2x2, 3x3): for comparisons.
+pub(crate) fn choose(g: &ConvGeometry, kept: bool) -> Option<Variant> {
     static SETTING: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let setting = SETTING.get_or_init(|| {
         std::env::var_os("FERROVISION_WINOGRAD").map(|v| v.to_string_lossy().into_owned())
@@ -236,10 +247,14 @@ pub(crate) fn choose(g: &ConvGeometry) -> Option<Variant> {
         Some("2") => &[Variant::F2],
         _ => &[Variant::F4, Variant::F2],
     };
-    choose_among(g, allowed)
+    if kept {
+        choose_kept(g, allowed)
+    } else {
+        choose_among(g, allowed)
+    }
 }
 
-/// The first of `variants` with enough tiles for `g`.
+/// The first of `variants` with enough tiles for `g`, for weights transformed on every call.
 fn choose_among(g: &ConvGeometry, variants: &[Variant]) -> Option<Variant> {
     if !shape_fits(g) {
         return None;
@@ -252,47 +267,101 @@ fn choose_among(g: &ConvGeometry, variants: &[Variant]) -> Option<Variant> {
     })
 }
 
+/// The cheapest of `variants` and im2col (`None`) by [`kept_cost`], for weights transformed
+/// once and kept; im2col on a tie.
+fn choose_kept(g: &ConvGeometry, variants: &[Variant]) -> Option<Variant> {
+    if !shape_fits(g) {
+        return None;
+    }
+    let im2col = kept_cost(g, None);
+    variants
+        .iter()
+        .map(|&variant| (kept_cost(g, Some(variant)), variant))
+        .filter(|&(cost, _)| cost < im2col)
+        .min_by_key(|&(cost, _)| cost)
+        .map(|(_, variant)| variant)
+}
+
+/// Multiply-adds one product of the weights with the input streams per weight float it reads:
+/// this machine's arithmetic (about 50 G multiply-adds a second in the products) over its memory
+/// (about 3 G floats a second from memory).
+const WEIGHT_FLOAT_COST: usize = 16;
+
+/// The cost in multiply-adds of `g` by `variant` (im2col for `None`) with the weights already
+/// transformed: the products' multiply-adds (`c_in · c_out` for each tile and position, or each
+/// output pixel and tap) plus the weights read, [`WEIGHT_FLOAT_COST`] a float. Fitted to the
+/// layer times measured on ResNet-18's shapes (see [`choose`]).
+fn kept_cost(g: &ConvGeometry, variant: Option<Variant>) -> usize {
+    let (positions, columns) = match variant {
+        Some(variant) => {
+            let [rows, cols] = Tiling::new(g, variant).tiles;
+            (variant.positions(), g.batch * rows * cols)
+        }
+        None => (9, g.batch * g.out_pixels()),
+    };
+    let weights = positions * g.in_channels * g.out_channels;
+    weights * (columns + WEIGHT_FLOAT_COST)
+}
+
 /// The shapes Winograd's F(m x m, 3x3) computes.
 fn shape_fits(g: &ConvGeometry) -> bool {
     g.kernel == [3, 3] && g.stride == [1, 1] && g.dilation == [1, 1] && g.out_size().is_some()
 }
 
 /// The convolution of `x` (`[batch, c_in, h, w]`) with `weight` (`[c_out, c_in, 3, 3]`),
-/// without bias, as `[batch, c_out, h_out, w_out]`, with `variant` (from [`choose`]).
-pub(crate) fn forward(g: &ConvGeometry, variant: Variant, x: &[f32], weight: &[f32]) -> Vec<f32> {
+/// without bias, as `[batch, c_out, h_out, w_out]`, with `variant` (from [`choose`]). A shared
+/// weight's transform is kept between calls ([`WEIGHT_CACHE`]).
+pub(crate) fn forward(g: &ConvGeometry, variant: Variant, x: &[f32], weight: &Weight) -> Vec<f32> {
     debug_assert!(shape_fits(g));
-    let tiling = Tiling::new(g, variant);
-    scratch::with(&WEIGHTS, |u| {
+    let transform = |weight: &[f32], u: &mut Vec<f32>| {
         transform_weights(variant, weight, g.out_channels, g.in_channels, u);
-        let u: &[f32] = u;
-        let mut out = vec![0.0f32; g.batch * g.out_channels * tiling.out[0] * tiling.out[1]];
-        let target = SharedOut(out.as_mut_ptr());
-        let plan = tiling.plan(g.in_channels, rayon::current_num_threads(), g.batch);
-        let chunk = |tiles: Range<usize>, parallel: bool| {
-            Scratch::with(|scratch| {
-                let step = Step {
-                    g,
-                    variant,
-                    origins: tiling.origins(tiles),
-                    out: tiling.out,
-                    parallel,
-                };
-                step.transform_input(x, &mut scratch.v);
-                step.multiply(u, scratch);
-                // SAFETY: a chunk writes only the output pixels of its own tiles: no two
-                // chunks write the same float, and `out` outlives the loops.
-                unsafe { step.transform_output(&scratch.m, &target) };
-            })
-        };
-        if plan.parallel_chunks {
-            plan.chunks
-                .into_par_iter()
-                .for_each(|tiles| chunk(tiles, false));
-        } else {
-            plan.chunks.into_iter().for_each(|tiles| chunk(tiles, true));
+    };
+    match weight {
+        Weight::Shared(tensor) => {
+            let u = WEIGHT_CACHE.transformed(tensor, variant as u8, |weight| {
+                let mut u = Vec::new();
+                transform(weight, &mut u);
+                u
+            });
+            convolve(g, variant, x, &u)
         }
-        out
-    })
+        Weight::Once(weight) => scratch::with(&WEIGHTS, |u| {
+            transform(weight, u);
+            convolve(g, variant, x, u)
+        }),
+    }
+}
+
+/// [`forward`] with the transformed weights `u` (`[ξ][c_out][c_in]`).
+fn convolve(g: &ConvGeometry, variant: Variant, x: &[f32], u: &[f32]) -> Vec<f32> {
+    let tiling = Tiling::new(g, variant);
+    let mut out = vec![0.0f32; g.batch * g.out_channels * tiling.out[0] * tiling.out[1]];
+    let target = SharedOut(out.as_mut_ptr());
+    let plan = tiling.plan(g.in_channels, rayon::current_num_threads(), g.batch);
+    let chunk = |tiles: Range<usize>, parallel: bool| {
+        Scratch::with(|scratch| {
+            let step = Step {
+                g,
+                variant,
+                origins: tiling.origins(tiles),
+                out: tiling.out,
+                parallel,
+            };
+            step.transform_input(x, &mut scratch.v);
+            step.multiply(u, scratch);
+            // SAFETY: a chunk writes only the output pixels of its own tiles: no two chunks
+            // write the same float, and `out` outlives the loops.
+            unsafe { step.transform_output(&scratch.m, &target) };
+        })
+    };
+    if plan.parallel_chunks {
+        plan.chunks
+            .into_par_iter()
+            .for_each(|tiles| chunk(tiles, false));
+    } else {
+        plan.chunks.into_iter().for_each(|tiles| chunk(tiles, true));
+    }
+    out
 }
 
 /// How the output is cut into tiles.
@@ -759,7 +828,11 @@ mod tests {
                 let x = values(g.batch * g.in_channels * g.in_size[0] * g.in_size[1], 7);
                 let w = values(g.out_channels * g.in_channels * 9, 8);
                 let what = format!("{variant:?} {g:?}");
-                assert_close(&forward(&g, variant, &x, &w), &naive(&g, &x, &w), &what);
+                assert_close(
+                    &forward(&g, variant, &x, &Weight::Once(&w)),
+                    &naive(&g, &x, &w),
+                    &what,
+                );
             }
         }
     }
@@ -774,7 +847,7 @@ mod tests {
         let expected = naive(&g, &x, &w);
         for variant in [Variant::F2, Variant::F4] {
             assert_close(
-                &forward(&g, variant, &x, &w),
+                &forward(&g, variant, &x, &Weight::Once(&w)),
                 &expected,
                 &format!("{variant:?}"),
             );
@@ -829,6 +902,24 @@ mod tests {
         let second = geometry(8, 128, [28, 28], 128, 1);
         assert_eq!(choose_among(&second, &both), Some(Variant::F4));
         assert_eq!(choose_among(&first, &[]), None);
+    }
+
+    #[test]
+    fn kept_weights_take_the_cheapest_variant() {
+        let both = [Variant::F4, Variant::F2];
+        let layer = |batch, channels, side| geometry(batch, channels, [side, side], channels, 1);
+        // ResNet-18 at 8 x 224: F(4x4, 3x3) for every stage, the last two included.
+        for (channels, side) in [(64, 56), (128, 28), (256, 14), (512, 7)] {
+            let g = layer(8, channels, side);
+            assert_eq!(choose_kept(&g, &both), Some(Variant::F4), "{g:?}");
+        }
+        // 2x2 maps: F(4x4, 3x3) wastes three quarters of its tiles.
+        assert_eq!(choose_kept(&layer(32, 512, 2), &both), Some(Variant::F2));
+        // One image of 7x7: the weights' stream outweighs F(4x4, 3x3)'s fewer products.
+        assert_eq!(choose_kept(&layer(1, 512, 7), &both), Some(Variant::F2));
+        // A 1x1 map: 16 products a tile against 9 taps.
+        assert_eq!(choose_kept(&layer(8, 64, 1), &both), None);
+        assert_eq!(choose_kept(&layer(8, 512, 7), &[]), None);
     }
 
     #[test]
