@@ -7,10 +7,12 @@
 //! (see `winograd::choose`): ResNet-18's inference at 8 x 224 went from 23-29 to 33-37 images a
 //! second, its peak RSS from 123 to 266 MB.
 //!
-//! A transform is keyed by the address and length of the weight's values, and the entry holds
-//! a clone of the weight tensor itself. Both CPU backends copy a shared buffer before writing to
-//! it (copy on write), so while the entry holds its clone the buffer can neither change nor be
-//! freed and its address reused: a later call with the same key has the same values. An
+//! A transform is keyed by the address and length of the weight's values and by the weight's
+//! first dimension (the same values read as another shape transform differently), and the
+//! entry holds a clone of the weight tensor itself. Both CPU backends copy a shared buffer
+//! before writing to it (copy on write), so while the entry holds its clone the buffer can
+//! neither change nor be freed and its address reused: a later call with the same key has the
+//! same values. An
 //! optimizer updating the weight in place writes a fresh copy instead (once), and the entry,
 //! its tensor held by nobody else, is released at the next convolution; so are the entries of a
 //! dropped model. Past [`CAPACITY_FLOATS`] the least recently used entries go first, so a
@@ -60,12 +62,13 @@ pub(crate) struct WeightCache {
     capacity: usize,
 }
 
-/// What a transform is of: the weight's values by address and length, and which transform.
+/// What a transform is of: the weight's values by address and length, and which transform of
+/// them at which first dimension (see [`WeightCache::transformed`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Key {
     address: usize,
     len: usize,
-    transform: u8,
+    transform: (u8, usize),
 }
 
 struct Entry {
@@ -105,13 +108,15 @@ impl WeightCache {
         self.entries().list.retain(|e| e.tensor.held_elsewhere());
     }
 
-    /// The transform numbered `transform` of `tensor`'s values: kept from an earlier call with
-    /// the same tensor, or `build` of its values (then kept, when it fits). `build` runs without
-    /// the cache's lock held, so it may run other kernels on the thread pool.
+    /// A transform of `tensor`'s values: kept from an earlier call with the same tensor and
+    /// `transform`, or `build` of its values (then kept, when it fits). `transform` is the
+    /// caller's number for the transform and the first dimension it reads the values with: a
+    /// view of the same buffer with another shape is another entry. `build` runs without the
+    /// cache's lock held, so it may run other kernels on the thread pool.
     pub(crate) fn transformed(
         &self,
         tensor: &Arc<dyn SharedValues>,
-        transform: u8,
+        transform: (u8, usize),
         build: impl FnOnce(&[f32]) -> Vec<f32>,
     ) -> Arc<Vec<f32>> {
         let values = tensor.values();
@@ -200,7 +205,7 @@ mod tests {
     fn keeps_a_transform_per_tensor_and_transform_and_evicts_the_least_recently_used() {
         let cache = WeightCache::new(1024);
         let transformed = |t: &Arc<dyn SharedValues>, n, build: fn(&[f32]) -> Vec<f32>| {
-            cache.transformed(t, n, build)
+            cache.transformed(t, (n, 10), build)
         };
         let (a, _a) = held(vec![1.0; 300]);
         let (b, _b) = held(vec![3.0; 300]);
@@ -211,6 +216,9 @@ mod tests {
         // Another transform of the same tensor, and another tensor with equal length.
         assert_eq!(transformed(&a, 8, |v| vec![v[0] + 1.0])[0], 2.0);
         assert_eq!(transformed(&b, 7, doubled)[0], 6.0);
+        // The same values read with another first dimension: built, not the kept one.
+        let reshaped = cache.transformed(&a, (7, 30), |v| vec![v[0] + 2.0]);
+        assert_eq!(reshaped[0], 3.0);
         // `a`'s 7 used last: the next entry past the capacity (1024 floats) evicts `a`'s 8 and
         // `b`'s 7, not `a`'s 7.
         transformed(&a, 7, |_| panic!("kept"));
@@ -234,13 +242,13 @@ mod tests {
         let cache = WeightCache::new(1024);
         let (dropped, holder) = held(vec![1.0; 10]);
         let (kept, _kept) = held(vec![2.0; 10]);
-        cache.transformed(&dropped, 0, doubled);
-        cache.transformed(&kept, 0, doubled);
+        cache.transformed(&dropped, (0, 1), doubled);
+        cache.transformed(&kept, (0, 1), doubled);
         cache.release_orphans();
         assert_eq!(cache.entries().list.len(), 2);
         drop(holder);
         cache.release_orphans();
         assert_eq!(cache.entries().list.len(), 1);
-        cache.transformed(&kept, 0, |_| panic!("kept"));
+        cache.transformed(&kept, (0, 1), |_| panic!("kept"));
     }
 }

@@ -318,7 +318,8 @@ pub(crate) fn forward(g: &ConvGeometry, variant: Variant, x: &[f32], weight: &We
     };
     match weight {
         Weight::Shared(tensor) => {
-            let u = WEIGHT_CACHE.transformed(tensor, variant as u8, |weight| {
+            let transform_key = (variant as u8, g.out_channels);
+            let u = WEIGHT_CACHE.transformed(tensor, transform_key, |weight| {
                 let mut u = Vec::new();
                 transform(weight, &mut u);
                 u
