@@ -23,7 +23,7 @@ use super::geometry::ConvGeometry;
 use super::matmul::{Operand, Threads, matmul};
 use super::scratch;
 use super::weight_cache::{WEIGHT_CACHE, Weight};
-use super::winograd;
+use super::winograd::{self, Purpose};
 
 /// Columns a chunk aims for: enough for the widest gemm kernels and both threads. (Tiny in unit
 /// tests, so their small shapes take every path.)
@@ -111,6 +111,11 @@ impl Chunk {
     }
 }
 
+/// Output pixels an image from which a stride-1 convolution that Winograd does not take has its
+/// input gradient as a convolution (ResNet's layer1 from 64 px inputs, layer1 and layer2 at 224).
+/// (Small in unit tests, so their shapes take both paths.)
+const TRANSPOSED_MIN_PIXELS: usize = if cfg!(test) { 16 } else { 256 };
+
 /// The convolution of `x` (`[batch, c_in, h, w]`) with `weight` (`[c_out, c_in / groups, kh,
 /// kw]`), without bias, as `[batch, c_out, h_out, w_out]`: the depthwise kernel for one group per
 /// input channel, Winograd's F(4x4, 3x3) or F(2x2, 3x3) for the stride-1 3x3 convolutions, else
@@ -120,7 +125,11 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &Weight) -> Vec<f32> 
     if g.groups > 1 {
         return depthwise::forward(g, x, weight.values());
     }
-    match winograd::choose(g, matches!(weight, Weight::Shared(_))) {
+    let purpose = match weight {
+        Weight::Shared(_) => Purpose::Inference,
+        Weight::Once(_) => Purpose::Training,
+    };
+    match winograd::choose(g, purpose) {
         Some(variant) => winograd::forward(g, variant, x, weight),
         None => forward_im2col(g, x, weight.values()),
     }
@@ -166,7 +175,11 @@ fn forward_im2col(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
 }
 
 /// Gradients of [`forward`] with respect to the input (when `want_input`) and the weight (when
-/// `want_weight`), given the output gradient `grad` (`[batch, c_out, h_out, w_out]`).
+/// `want_weight`), given the output gradient `grad` (`[batch, c_out, h_out, w_out]`): for
+/// stride 1 the input gradient as a convolution ([`input_gradient_as_convolution`]), and the
+/// weight gradient of a 3x3 one by Winograd's algorithm where [`winograd::choose`] takes it;
+/// the others from one walk over the output gradient's chunks (im2col's products, the input
+/// gradient scattered back).
 pub(crate) fn backward(
     g: &ConvGeometry,
     x: &[f32],
@@ -178,20 +191,20 @@ pub(crate) fn backward(
     if g.groups > 1 {
         return depthwise::backward(g, x, weight, grad, want_input, want_weight);
     }
-    // Stride 1: the input gradient is itself a convolution, of the output gradient with the
-    // flipped, transposed kernel (one deep gemm, no patch-gradient matrix to scatter back).
-    let transposed = want_input.then(|| g.input_gradient_geometry()).flatten();
+    let transposed = want_input
+        .then(|| input_gradient_as_convolution(g, weight, grad))
+        .flatten();
     let scatter_input = want_input && transposed.is_none();
-    let mut grad_x = match transposed {
-        Some(gt) => Some(forward(
-            &gt,
-            grad,
-            &Weight::Once(&flip_transpose(g, weight)),
-        )),
-        None => scatter_input.then(|| vec![0.0; x.len()]),
+    let mut grad_x = transposed.or_else(|| scatter_input.then(|| vec![0.0; x.len()]));
+    let winograd_weight = want_weight
+        .then(|| winograd::choose(g, Purpose::Gradient))
+        .flatten();
+    let mut grad_w = match winograd_weight {
+        Some(variant) => Some(winograd::weight_gradient(g, variant, x, grad)),
+        None => want_weight.then(|| vec![0.0; weight.len()]),
     };
-    let mut grad_w = want_weight.then(|| vec![0.0; weight.len()]);
-    if !(want_weight || scatter_input) {
+    let walk_weight = want_weight && winograd_weight.is_none();
+    if !(walk_weight || scatter_input) {
         // Nothing left for the walk over the output gradient's chunks.
         return (grad_x, grad_w);
     }
@@ -226,7 +239,7 @@ pub(crate) fn backward(
                     transposed: false,
                 }
             };
-            if let Some(grad_w) = grad_w.as_mut() {
+            if let Some(grad_w) = grad_w.as_mut().filter(|_| walk_weight) {
                 // dW[c_out, K] (+)= dY[c_out, width] · cols[K, width]ᵀ
                 let patches = patches(g, x, &chunk, table.as_deref(), cols, true);
                 matmul(
@@ -267,6 +280,25 @@ pub(crate) fn backward(
         }
     });
     (grad_x, grad_w)
+}
+
+/// The input gradient of `g` (stride 1) as a convolution of the output gradient `grad` with the
+/// flipped, transposed kernel: one deep product (Winograd's where it takes the shape, else
+/// im2col's), no patch-gradient matrix to scatter back. `None` where the scatter is the better
+/// way: other strides, and small maps that im2col would convolve, where chunks of whole images
+/// give the scatter's products their width.
+fn input_gradient_as_convolution(
+    g: &ConvGeometry,
+    weight: &[f32],
+    grad: &[f32],
+) -> Option<Vec<f32>> {
+    let gt = g.input_gradient_geometry()?;
+    if let Some(variant) = winograd::choose(&gt, Purpose::Gradient) {
+        let kernels = winograd::Kernels::Mirrored(weight);
+        return Some(winograd::forward_once(&gt, variant, grad, kernels));
+    }
+    let pixels = gt.in_size[0] * gt.in_size[1];
+    (pixels >= TRANSPOSED_MIN_PIXELS).then(|| forward_im2col(&gt, grad, &flip_transpose(g, weight)))
 }
 
 /// The patch matrix `[K, width]` of `chunk` (transposed for gemm when `transposed`): for a
@@ -642,6 +674,8 @@ pub(super) mod tests {
             g(2, 3, [5, 6], 4, [1, 1], [1, 1], [0, 0], [1, 1]),
             g(1, 4, [40, 30], 3, [1, 1], [1, 1], [0, 0], [1, 1]),
             g(6, 3, [3, 3], 5, [1, 1], [1, 1], [0, 0], [1, 1]),
+            // Tiles enough for F(4x4, 3x3), its input gradient too.
+            g(3, 4, [16, 16], 4, [3, 3], [1, 1], [1, 1], [1, 1]),
         ]
     }
 
@@ -703,6 +737,30 @@ pub(super) mod tests {
     #[test]
     fn gradients_are_the_adjoints_of_forward() {
         geometries().iter().for_each(assert_gradients_are_adjoints);
+        // The stride-1 input gradients above take each way there is: Winograd's two sizes (on
+        // a map too small for im2col's too) and im2col on the flipped kernel.
+        let ways: Vec<_> = geometries()
+            .iter()
+            .filter_map(|g| g.input_gradient_geometry())
+            .map(|gt| {
+                let pixels = gt.in_size[0] * gt.in_size[1];
+                (
+                    winograd::choose(&gt, Purpose::Gradient),
+                    pixels >= TRANSPOSED_MIN_PIXELS,
+                )
+            })
+            .collect();
+        for way in [
+            (Some(winograd::Variant::F4), true),
+            (Some(winograd::Variant::F2), true),
+            (None, true),
+        ] {
+            assert!(ways.contains(&way), "{way:?} not among {ways:?}");
+        }
+        assert!(
+            ways.iter()
+                .any(|&(variant, large)| variant.is_some() && !large)
+        );
     }
 
     /// [`backward`] (any kernel it dispatches to) for `g` against the adjoint identity of

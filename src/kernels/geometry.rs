@@ -1,10 +1,5 @@
 //! The shape of one 2-D convolution, shared by the im2col and Winograd kernels.
 
-/// Output pixels an image from which a stride-1 convolution takes its input gradient as a
-/// convolution (ResNet's layer1 from 64 px inputs, layer1 and layer2 at 224). (Small in unit
-/// tests, so their shapes take both paths.)
-const TRANSPOSED_MIN_PIXELS: usize = if cfg!(test) { 16 } else { 256 };
-
 /// Shape of one 2-D convolution, NCHW input and `[c_out, c_in / groups, kh, kw]` weight: one
 /// group (the dense kernels) or one group per input channel (depthwise).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,11 +33,7 @@ impl ConvGeometry {
     pub fn input_gradient_geometry(&self) -> Option<ConvGeometry> {
         let unit = self.stride == [1, 1] && self.dilation == [1, 1];
         let fits = (0..2).all(|d| self.padding[d] < self.kernel[d]);
-        // Small maps keep the scatter: there chunks of whole images give the wider gemms.
-        let large = self
-            .out_size()
-            .is_some_and(|[h, w]| h * w >= TRANSPOSED_MIN_PIXELS);
-        if !(unit && fits && large && self.kernel != [1, 1] && self.groups == 1) {
+        if !(unit && fits && self.kernel != [1, 1] && self.groups == 1) {
             return None;
         }
         let gt = ConvGeometry {

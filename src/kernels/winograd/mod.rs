@@ -2,7 +2,8 @@
 //! Algorithms for Convolutional Neural Networks", 2015), in two sizes: F(4x4, 3x3), 4 times fewer
 //! multiplications than a direct or im2col convolution, and F(2x2, 3x3), 2.25 times fewer, for
 //! the batches too small in tiles of 4x4 pixels to pay for F(4x4, 3x3)'s larger transformed
-//! weights.
+//! weights. The forward here, its weight gradient in [`weight_gradient`]; an input gradient is
+//! the forward of the output gradient with the mirrored kernels ([`Kernels::Mirrored`]).
 //!
 //! Each output tile of `m x m` pixels comes from an `n x n` input tile `d` (`n = m + 2`) and
 //! each 3x3 kernel `g`: `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`. The elementwise product, summed over
@@ -10,29 +11,32 @@
 //!
 //! `M_ξ[c_out, tiles] = U_ξ[c_out, c_in] · V_ξ[c_in, tiles]`
 //!
-//! with `U = G g Gᵀ` (weights, transformed once per call) and `V = Bᵀ d B` (input tiles). The
-//! tiles are cut into chunks of whole tile rows, each transformed, multiplied and transformed
-//! back while its matrices are in cache: two or more chunks per thread side by side when the
-//! batch has the tiles for them, else one chunk after another with each step spread over the
-//! threads (ResNet's late layers: few tiles, many channels). The transformed weights are kept
-//! between inference calls ([`WEIGHT_CACHE`]); where they are transformed on every call
-//! (training) and a batch has fewer tiles than output channels even in 2x2 tiles, [`choose`]
-//! leaves the convolution to im2col.
+//! with `U = G g Gᵀ` (weights) and `V = Bᵀ d B` (input tiles). The tiles are cut into chunks
+//! of whole tile rows, each transformed, multiplied and transformed back while its matrices
+//! are in cache: two or more chunks per thread side by side when the batch has the tiles for
+//! them, else one chunk after another with each step spread over the threads (ResNet's late
+//! layers: few tiles, many channels). The transformed weights are kept between inference
+//! calls ([`WEIGHT_CACHE`]); in training they are transformed on each call, and [`choose`]
+//! weighs that transform against the multiplications it saves.
 //!
 //! In `f32` the transforms add rounding: F(2x2, 3x3)'s matrices hold 0, ±1 and ±1/2 and add
-//! about the inputs' own; F(4x4, 3x3)'s (points 0, ±1, ±2) hold up to 8 and 1/24 and add a few
-//! times more, still far inside the tolerance the unit tests (against the definition) and the
-//! PyTorch goldens hold every kernel to.
+//! about the inputs' own; F(4x4, 3x3)'s (points 0, ±1, ±2) hold up to 8 and 1/24 and add ten
+//! times more (see [`Purpose::Training`]), inside the tolerance the unit tests (against the
+//! definition) and the PyTorch goldens hold every kernel to where [`choose`] takes it.
 
 use std::cell::Cell;
 use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::fma::{MulAdd, with_fma};
 use super::geometry::ConvGeometry;
 use super::matmul::{Operand, Threads, matmul};
 use super::scratch;
 use super::weight_cache::{WEIGHT_CACHE, Weight};
+
+mod weight_gradient;
+pub(crate) use weight_gradient::weight_gradient;
 
 /// Largest input tile side (F(4x4, 3x3)'s 6).
 const MAX_N: usize = 6;
@@ -48,11 +52,6 @@ const MIN_TILES: usize = if cfg!(test) { 4 } else { 128 };
 /// of floats apart: such strides put the rows in the same cache sets and made the products 2
 /// times slower (measured: 794 against 400 ms for 64 images of 64 channels at 56x56).
 const TILE_STEP: usize = if cfg!(test) { 1 } else { 8 };
-/// Transformed weights F(4x4, 3x3) takes at most (2.25 MiB, 128 channels in and out): with
-/// more, its weights and a chunk's matrices, 36/16 the size of F(2x2, 3x3)'s, no longer stay in
-/// cache (measured at 256 channels, 14x14 maps, batch 64: 177-197 ms against F(2x2, 3x3)'s
-/// 128-131 ms).
-const F4_MAX_WEIGHTS: usize = 36 * 128 * 128;
 /// Chunks per thread wanted for the chunks to be the parallel work.
 const CHUNKS_PER_THREAD: usize = 2;
 
@@ -120,6 +119,15 @@ impl Variant {
         match self {
             Variant::F2 => output_f2(s, out),
             Variant::F4 => output_f4(s, out),
+        }
+    }
+
+    /// `out[i] = (A s)[i]` elementwise over the lanes of the `m` rows `s`, for the `n` rows of
+    /// `out`: the adjoint of [`Variant::output_1d`].
+    fn gradient_1d(self, s: &Rows, out: &mut RowsMut) {
+        match self {
+            Variant::F2 => gradient_f2(s, out),
+            Variant::F4 => gradient_f4(s, out),
         }
     }
 }
@@ -218,65 +226,112 @@ fn output_f4_lanes(s: [&[f32]; 6], o0: &mut [f32], o1: &mut [f32], o2: &mut [f32
     }
 }
 
+/// `A = (Aᵀ)ᵀ` of [`output_f2`]: `[[1, 0], [1, 1], [1, -1], [0, -1]]`.
+fn gradient_f2(s: &Rows, o: &mut RowsMut) {
+    let [s0, s1, ..] = *s;
+    let [o0, o1, o2, o3, ..] = o;
+    gradient_f2_lanes([s0, s1], [o0, o1], [o2, o3]);
+}
+
+/// [`gradient_f2`] with the outputs as separate arguments (see [`input_f2_lanes`]).
+fn gradient_f2_lanes(s: [&[f32]; 2], [o0, o1]: [&mut [f32]; 2], [o2, o3]: [&mut [f32]; 2]) {
+    let len = o0.len();
+    let [s0, s1] = s.map(|s| &s[..len]);
+    let (o1, o2, o3) = (&mut o1[..len], &mut o2[..len], &mut o3[..len]);
+    for t in 0..len {
+        o0[t] = s0[t];
+        o1[t] = s0[t] + s1[t];
+        o2[t] = s0[t] - s1[t];
+        o3[t] = -s1[t];
+    }
+}
+
+/// `A = (Aᵀ)ᵀ` of [`output_f4`]: `[[1, 0, 0, 0], [1, 1, 1, 1], [1, -1, 1, -1], [1, 2, 4, 8],
+/// [1, -2, 4, -8], [0, 0, 0, 1]]`.
+fn gradient_f4(s: &Rows, o: &mut RowsMut) {
+    let [s0, s1, s2, s3, ..] = *s;
+    let [o0, o1, o2, o3, o4, o5] = o;
+    gradient_f4_lanes([s0, s1, s2, s3], [o0, o1, o2], [o3, o4, o5]);
+}
+
+/// [`gradient_f4`] with the outputs as separate arguments (see [`input_f2_lanes`]).
+fn gradient_f4_lanes(s: [&[f32]; 4], [o0, o1, o2]: [&mut [f32]; 3], [o3, o4, o5]: [&mut [f32]; 3]) {
+    let len = o0.len();
+    let [s0, s1, s2, s3] = s.map(|s| &s[..len]);
+    let (o1, o2, o3, o4, o5) = (
+        &mut o1[..len],
+        &mut o2[..len],
+        &mut o3[..len],
+        &mut o4[..len],
+        &mut o5[..len],
+    );
+    for t in 0..len {
+        let (even, odd) = (s0[t] + s2[t], s1[t] + s3[t]);
+        let (even4, odd2) = (s0[t] + 4.0 * s2[t], 2.0 * s1[t] + 8.0 * s3[t]);
+        o0[t] = s0[t];
+        o1[t] = even + odd;
+        o2[t] = even - odd;
+        o3[t] = even4 + odd2;
+        o4[t] = even4 - odd2;
+        o5[t] = s3[t];
+    }
+}
+
+/// What a convolution is computed for, which decides the variants it may take and whether its
+/// weights' transform is paid on this call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A forward without autodiff: the weights' transform is kept between calls
+    /// ([`WEIGHT_CACHE`]).
+    Inference,
+    /// The forward of a training step: weights transformed on each call, and F(2x2, 3x3) at
+    /// most. F(4x4, 3x3)'s rounding (6e-6 of the output's size at 64 channels, against
+    /// F(2x2, 3x3)'s 5e-7 and im2col's 3e-8), passed through train-mode batch norm over few
+    /// values, moved ResNet-18's `conv1` gradient 15 times past the PyTorch golden's tolerance
+    /// (batch 2 at 64 px), where F(2x2, 3x3) stays inside it.
+    Training,
+    /// An input gradient (the convolution of the output gradient with the mirrored kernel)
+    /// or a weight gradient ([`weight_gradient`]): weights transformed on each call.
+    Gradient,
+}
+
 /// Which variant computes this convolution, if any: 3x3 kernel, stride 1, no dilation, an
-/// output at least one pixel wide, and then by whether the weights' transform is `kept` between
-/// calls ([`WEIGHT_CACHE`], inference):
+/// output at least one pixel wide; then the cheapest of im2col and the variants `purpose`
+/// allows by [`cost`]: the multiplications, the weights streamed through them and, unless the
+/// weights' transform is kept ([`Purpose::Inference`]), the transform itself.
 ///
-/// - Transformed on every call (training): at least as many tiles in the batch as output
-///   channels (F(4x4, 3x3) when its tiles are enough and its transformed weights small enough,
-///   else F(2x2, 3x3)). With fewer tiles than output channels (ResNet's 7x7 last layer at batch
-///   8: 128 tiles of 2x2, 512 channels) the transformed weights, `n²/9` the size of the
-///   weights, cost more to write and stream through the products than the multiplications they
-///   save (measured for F(2x2, 3x3): 21 ms against im2col's 18 ms).
-/// - Kept: the cheapest of im2col and the two variants by [`kept_cost`], the multiplications
-///   plus the weights streamed through them. At 8 x 224 this takes F(4x4, 3x3) for ResNet-18's
-///   last two stages too (7x7 maps: 6.5 ms a layer against im2col's 18.8; 14x14: 7.4 against
-///   F(2x2, 3x3)'s 10.8-13.3), F(2x2, 3x3) for 2x2 maps (3.0 ms against 5.8 and F(4x4, 3x3)'s
-///   6.6, batch 32) and for one image of 7x7 (1.8 ms against 2.9 and 3.6: there the weights'
-///   stream dominates).
+/// Measured on ResNet-18's layers (`conv_throughput`, one thread per core): at 8 x 224
+/// F(4x4, 3x3) for every stage, the last too (7x7 maps, forward with kept weights 6.5 ms
+/// against im2col's 18.3 and F(2x2, 3x3)'s 10.4); F(2x2, 3x3) for 2x2 maps at batch 32
+/// (forward 3.0 ms kept against im2col's 6.0 and F(4x4, 3x3)'s 6.6; training 15.7 against
+/// 21.1 and 27.7); im2col for one image of 7x7 in training (13.9 ms against 14.8 and 25.1:
+/// the transform of 2.4 million weights, 2.5 ms for F(2x2, 3x3), is not paid back by 16
+/// tiles), F(2x2, 3x3) for it kept (1.8 ms against 2.9 and 3.6).
 ///
 /// The environment variable `FERROVISION_WINOGRAD` set to `0` leaves every convolution to
 /// im2col, and set to `2` keeps to F(2x2, 3x3): for comparisons.
-pub(crate) fn choose(g: &ConvGeometry, kept: bool) -> Option<Variant> {
+pub(crate) fn choose(g: &ConvGeometry, purpose: Purpose) -> Option<Variant> {
     static SETTING: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let setting = SETTING.get_or_init(|| {
         std::env::var_os("FERROVISION_WINOGRAD").map(|v| v.to_string_lossy().into_owned())
     });
-    let allowed: &[Variant] = match setting.as_deref() {
-        Some("0") => &[],
-        Some("2") => &[Variant::F2],
+    let allowed: &[Variant] = match (setting.as_deref(), purpose) {
+        (Some("0"), _) => &[],
+        (Some("2"), _) | (_, Purpose::Training) => &[Variant::F2],
         _ => &[Variant::F4, Variant::F2],
     };
-    if kept {
-        choose_kept(g, allowed)
-    } else {
-        choose_among(g, allowed)
-    }
+    choose_among(g, allowed, purpose == Purpose::Inference)
 }
 
-/// The first of `variants` with enough tiles for `g`, for weights transformed on every call.
-fn choose_among(g: &ConvGeometry, variants: &[Variant]) -> Option<Variant> {
+/// The cheapest of `variants` and im2col (`None`) by [`cost`]; im2col on a tie.
+fn choose_among(g: &ConvGeometry, variants: &[Variant], kept: bool) -> Option<Variant> {
     if !shape_fits(g) {
         return None;
     }
-    variants.iter().copied().find(|&variant| {
-        let [rows, cols] = Tiling::new(g, variant).tiles;
-        let weights = variant.positions() * g.in_channels * g.out_channels;
-        g.batch * rows * cols >= g.out_channels
-            && (variant == Variant::F2 || weights <= F4_MAX_WEIGHTS)
-    })
-}
-
-/// The cheapest of `variants` and im2col (`None`) by [`kept_cost`], for weights transformed
-/// once and kept; im2col on a tie.
-fn choose_kept(g: &ConvGeometry, variants: &[Variant]) -> Option<Variant> {
-    if !shape_fits(g) {
-        return None;
-    }
-    let im2col = kept_cost(g, None);
+    let im2col = cost(g, None, kept);
     variants
         .iter()
-        .map(|&variant| (kept_cost(g, Some(variant)), variant))
+        .map(|&variant| (cost(g, Some(variant), kept), variant))
         .filter(|&(cost, _)| cost < im2col)
         .min_by_key(|&(cost, _)| cost)
         .map(|(_, variant)| variant)
@@ -287,20 +342,29 @@ fn choose_kept(g: &ConvGeometry, variants: &[Variant]) -> Option<Variant> {
 /// (about 3 G floats a second from memory).
 const WEIGHT_FLOAT_COST: usize = 16;
 
-/// The cost in multiply-adds of `g` by `variant` (im2col for `None`) with the weights already
-/// transformed: the products' multiply-adds (`c_in · c_out` for each tile and position, or each
-/// output pixel and tap) plus the weights read, [`WEIGHT_FLOAT_COST`] a float. Fitted to the
-/// layer times measured on ResNet-18's shapes (see [`choose`]).
-fn kept_cost(g: &ConvGeometry, variant: Option<Variant>) -> usize {
-    let (positions, columns) = match variant {
+/// Multiply-adds the weights' transform costs per transformed float, or a weight gradient's
+/// transformed sum: the transform alone takes 22-30 (2.4 million weights to F(4x4, 3x3)'s 9.4
+/// million floats in 3.7-4.6 ms, to F(2x2, 3x3)'s 4.2 million in 2.3-3.0 ms); 32 with the
+/// cache it evicts, fitted to the gradients of ResNet-18's 7x7 layers at batch 8, where
+/// F(2x2, 3x3) takes 41-46 ms a training call against F(4x4, 3x3)'s 51-52.
+const TRANSFORM_FLOAT_COST: usize = 32;
+
+/// The cost in multiply-adds of `g` by `variant` (im2col for `None`): the products'
+/// multiply-adds (`c_in · c_out` for each tile and position, or each output pixel and tap),
+/// the weights read, [`WEIGHT_FLOAT_COST`] a float, and for Winograd's weights transformed on
+/// this call (not `kept`), [`TRANSFORM_FLOAT_COST`] a transformed float. Fitted to the layer
+/// times measured on ResNet-18's shapes (see [`choose`]).
+fn cost(g: &ConvGeometry, variant: Option<Variant>, kept: bool) -> usize {
+    let (positions, columns, transform) = match variant {
         Some(variant) => {
             let [rows, cols] = Tiling::new(g, variant).tiles;
-            (variant.positions(), g.batch * rows * cols)
+            let transform = if kept { 0 } else { TRANSFORM_FLOAT_COST };
+            (variant.positions(), g.batch * rows * cols, transform)
         }
-        None => (9, g.batch * g.out_pixels()),
+        None => (9, g.batch * g.out_pixels(), 0),
     };
     let weights = positions * g.in_channels * g.out_channels;
-    weights * (columns + WEIGHT_FLOAT_COST)
+    weights * (columns + WEIGHT_FLOAT_COST + transform)
 }
 
 /// The shapes Winograd's F(m x m, 3x3) computes.
@@ -313,24 +377,33 @@ fn shape_fits(g: &ConvGeometry) -> bool {
 /// weight's transform is kept between calls ([`WEIGHT_CACHE`]).
 pub(crate) fn forward(g: &ConvGeometry, variant: Variant, x: &[f32], weight: &Weight) -> Vec<f32> {
     debug_assert!(shape_fits(g));
-    let transform = |weight: &[f32], u: &mut Vec<f32>| {
-        transform_weights(variant, weight, g.out_channels, g.in_channels, u);
-    };
+    let channels = [g.out_channels, g.in_channels];
     match weight {
         Weight::Shared(tensor) => {
             let transform_key = (variant as u8, g.out_channels);
             let u = WEIGHT_CACHE.transformed(tensor, transform_key, |weight| {
                 let mut u = Vec::new();
-                transform(weight, &mut u);
+                transform_weights(variant, Kernels::Plain(weight), channels, &mut u);
                 u
             });
             convolve(g, variant, x, &u)
         }
-        Weight::Once(weight) => scratch::with(&WEIGHTS, |u| {
-            transform(weight, u);
-            convolve(g, variant, x, u)
-        }),
+        Weight::Once(weight) => forward_once(g, variant, x, Kernels::Plain(weight)),
     }
+}
+
+/// [`forward`] with `kernels` transformed for this call alone.
+pub(crate) fn forward_once(
+    g: &ConvGeometry,
+    variant: Variant,
+    x: &[f32],
+    kernels: Kernels,
+) -> Vec<f32> {
+    debug_assert!(shape_fits(g));
+    scratch::with(&WEIGHTS, |u| {
+        transform_weights(variant, kernels, [g.out_channels, g.in_channels], u);
+        convolve(g, variant, x, u)
+    })
 }
 
 /// [`forward`] with the transformed weights `u` (`[ξ][c_out][c_in]`).
@@ -455,13 +528,48 @@ struct Origin {
     x: usize,
 }
 
-/// `U[ξ][c_out][c_in] = (G g Gᵀ)[ξ]` for each 3x3 kernel `g`; output channels spread over the
-/// threads (ResNet's last layers have 2.4 million weights).
+/// Where the 3x3 kernels of a Winograd convolution lie in the weights it is given.
+#[derive(Clone, Copy)]
+pub(crate) enum Kernels<'a> {
+    /// `[c_out, c_in, 3, 3]`: the convolution's own weights.
+    Plain(&'a [f32]),
+    /// `[c_in, c_out, 3, 3]` with each kernel mirrored: the weights of the convolution whose
+    /// input gradient this convolution computes (`w'[k, c, i, j] = w[c, k, 2 - i, 2 - j]`).
+    Mirrored(&'a [f32]),
+}
+
+impl Kernels<'_> {
+    /// The 3x3 kernels from each of the `c_in` input channels to output channel `k`, tap by
+    /// tap: `taps[t · c_in + c]` is tap `t` (row-major) of the kernel from channel `c`.
+    fn gather(self, k: usize, [c_out, c_in]: [usize; 2], taps: &mut [f32]) {
+        match self {
+            Kernels::Plain(weight) => {
+                let kernels = weight[k * c_in * 9..][..c_in * 9].chunks_exact(9);
+                for (c, kernel) in kernels.enumerate() {
+                    for (t, &value) in kernel.iter().enumerate() {
+                        taps[t * c_in + c] = value;
+                    }
+                }
+            }
+            Kernels::Mirrored(weight) => {
+                for c in 0..c_in {
+                    let kernel = &weight[(c * c_out + k) * 9..][..9];
+                    for (t, &value) in kernel.iter().rev().enumerate() {
+                        taps[t * c_in + c] = value;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `U[ξ][c_out][c_in] = (G g Gᵀ)[ξ]` for each 3x3 kernel `g` of `kernels`; output channels
+/// spread over the threads (ResNet's last layers have 2.4 million weights), each one's kernels
+/// gathered tap by tap so that the transform runs over the input channels as vector lanes.
 fn transform_weights(
     variant: Variant,
-    weight: &[f32],
-    c_out: usize,
-    c_in: usize,
+    kernels: Kernels,
+    [c_out, c_in]: [usize; 2],
     u: &mut Vec<f32>,
 ) {
     let positions = variant.positions();
@@ -474,38 +582,58 @@ fn transform_weights(
             rows[k].push(row);
         }
     }
+    let work = || [vec![0.0f32; 9 * c_in], vec![0.0f32; 3 * MAX_N * c_in]];
     rows.into_par_iter()
         .enumerate()
-        .for_each(|(k, mut planes)| {
-            let mut values = [0.0f32; MAX_N * MAX_N];
-            for (c, g) in weight[k * c_in * 9..][..c_in * 9]
-                .chunks_exact(9)
-                .enumerate()
-            {
-                transform_kernel(variant, g, &mut values);
-                for (plane, &value) in planes.iter_mut().zip(&values) {
-                    plane[c] = value;
-                }
-            }
+        .for_each_init(work, |[taps, half], (k, mut planes)| {
+            kernels.gather(k, [c_out, c_in], taps);
+            transform_channel(variant, taps, half, &mut planes);
         });
 }
 
-/// `G g Gᵀ` of one 3x3 kernel (row-major) into the first `n²` values of `u`, row-major.
-fn transform_kernel(variant: Variant, g: &[f32], u: &mut [f32; MAX_N * MAX_N]) {
+with_fma! {
+    /// `planes[ξ][c] = (G g_c Gᵀ)[ξ]` for the kernels `g_c` gathered tap by tap in `taps`
+    /// (`[9][c_in]`), through `half` (`G g`, `[n][3][c_in]`).
+    fn transform_channel(
+        variant: Variant,
+        taps: &[f32],
+        half: &mut [f32],
+        planes: &mut [&mut [f32]]
+    ) => transform_channel_with
+}
+
+#[inline(always)]
+fn transform_channel_with<M: MulAdd>(
+    variant: Variant,
+    taps: &[f32],
+    half: &mut [f32],
+    planes: &mut [&mut [f32]],
+) {
     let matrix = variant.g();
-    let n = matrix.len();
-    // G g: n rows of 3.
-    let mut t = [[0.0f32; 3]; MAX_N];
-    for (row, coefficients) in t.iter_mut().zip(matrix) {
-        for (j, value) in row.iter_mut().enumerate() {
-            *value = (0..3).map(|k| coefficients[k] * g[3 * k + j]).sum();
+    let lanes = taps.len() / 9;
+    let tap = |t: usize| &taps[t * lanes..][..lanes];
+    // G g: row i, column j is Σ_k G[i][k] g[k][j].
+    for (i, coefficients) in matrix.iter().enumerate() {
+        for j in 0..3 {
+            let out = &mut half[(3 * i + j) * lanes..][..lanes];
+            combine3::<M>(coefficients, [tap(j), tap(3 + j), tap(6 + j)], out);
         }
     }
-    // (G g) Gᵀ: n x n.
-    for (i, row) in t[..n].iter().enumerate() {
-        for (j, coefficients) in matrix.iter().enumerate() {
-            u[i * n + j] = (0..3).map(|k| row[k] * coefficients[k]).sum();
-        }
+    // (G g) Gᵀ: row i, column l is Σ_k (G g)[i][k] G[l][k].
+    let n = matrix.len();
+    for (position, plane) in planes.iter_mut().enumerate() {
+        let row = &half[3 * (position / n) * lanes..][..3 * lanes];
+        let (first, rest) = row.split_at(lanes);
+        let (second, third) = rest.split_at(lanes);
+        combine3::<M>(&matrix[position % n], [first, second, third], plane);
+    }
+}
+
+/// `out = a[0] · r[0] + a[1] · r[1] + a[2] · r[2]` over the lanes.
+#[inline(always)]
+fn combine3<M: MulAdd>(a: &[f32; 3], [r0, r1, r2]: [&[f32]; 3], out: &mut [f32]) {
+    for (((o, &x0), &x1), &x2) in out.iter_mut().zip(r0).zip(r1).zip(r2) {
+        *o = M::mul_add(a[0], x0, M::mul_add(a[1], x1, a[2] * x2));
     }
 }
 
@@ -612,22 +740,17 @@ impl Step<'_> {
     /// `Bᵀ d B` of the gathered tiles `d` into `v` (`[ξ][tiles]`), through `half` (`Bᵀ d`,
     /// transposed: `[j · n + i][tiles]`, so that each step writes consecutive rows).
     fn combine_input(&self, d: &[f32], half: &mut [f32], v: &mut [f32]) {
-        let (n, tiles, variant) = (self.variant.n(), self.tiles(), self.variant);
-        for (j, dst) in half.chunks_exact_mut(n * tiles).enumerate() {
-            let column: Rows =
-                std::array::from_fn(|i| if i < n { row(d, i * n + j, tiles) } else { &[] });
-            variant.input_1d(&column, &mut rows_mut(dst, tiles));
-        }
-        for (i, dst) in v.chunks_exact_mut(n * tiles).enumerate() {
-            let across: Rows = std::array::from_fn(|j| {
-                if j < n {
-                    row(half, j * n + i, tiles)
-                } else {
-                    &[]
-                }
-            });
-            variant.input_1d(&across, &mut rows_mut(dst, tiles));
-        }
+        let (n, tiles) = (self.variant.n(), self.tiles());
+        let source = |r: usize| row(d, r, tiles);
+        separable(
+            self.variant,
+            Variant::input_1d,
+            [n, n],
+            tiles,
+            source,
+            half,
+            v,
+        );
     }
 
     /// The `n²` products `M_ξ[c_out, tiles] = U_ξ[c_out, c_in] · V_ξ[c_in, tiles]` into
@@ -689,29 +812,18 @@ impl Step<'_> {
     /// (`[i · m + j][tiles]`, the output pixel at row `i`, column `j` of each tile), through
     /// `half` (`Aᵀ M`, transposed: `[j · m + i][tiles]`).
     fn combine_output(&self, k: usize, products: &[f32], half: &mut [f32], pixels: &mut [f32]) {
-        let (m, n, tiles, variant) = (
-            self.variant.m(),
-            self.variant.n(),
-            self.tiles(),
-            self.variant,
-        );
+        let (m, n, tiles) = (self.variant.m(), self.variant.n(), self.tiles());
         let c_out = self.g.out_channels;
-        let at = |xi: usize| &products[(xi * c_out + k) * tiles..][..tiles];
-        for (j, dst) in half.chunks_exact_mut(m * tiles).enumerate() {
-            let column: Rows = std::array::from_fn(|i| if i < n { at(i * n + j) } else { &[] });
-            variant.output_1d(&column, &mut rows_mut(dst, tiles));
-        }
-        let half: &[f32] = half;
-        for (i, dst) in pixels.chunks_exact_mut(m * tiles).enumerate() {
-            let across: Rows = std::array::from_fn(|j| {
-                if j < n {
-                    row(half, j * m + i, tiles)
-                } else {
-                    &[]
-                }
-            });
-            variant.output_1d(&across, &mut rows_mut(dst, tiles));
-        }
+        let source = |xi: usize| &products[(xi * c_out + k) * tiles..][..tiles];
+        separable(
+            self.variant,
+            Variant::output_1d,
+            [n, m],
+            tiles,
+            source,
+            half,
+            pixels,
+        );
     }
 
     /// Writes `pixels` (from [`Step::combine_output`]) of output channel `k` into the output,
@@ -742,6 +854,38 @@ impl Step<'_> {
                 }
             }
         }
+    }
+}
+
+/// The 2-D transform `T X Tᵀ` of a `from x from` tile `X` into a `to x to` one, for every tile
+/// at once: `apply` computes `T x` of each lane of `from` rows (a variant's 1-D transform), and
+/// `source(i · from + j)` gives the lanes of `X[i][j]`. First down the columns into `half`
+/// (`T X` transposed: `[j · to + i][tiles]`, so that each step writes consecutive rows), then
+/// across into `dst` (`[i · to + j][tiles]`).
+fn separable<'a>(
+    variant: Variant,
+    apply: fn(Variant, &Rows, &mut RowsMut),
+    [from, to]: [usize; 2],
+    tiles: usize,
+    source: impl Fn(usize) -> &'a [f32],
+    half: &mut [f32],
+    dst: &mut [f32],
+) {
+    for (j, out) in half.chunks_exact_mut(to * tiles).take(from).enumerate() {
+        let column: Rows =
+            std::array::from_fn(|i| if i < from { source(i * from + j) } else { &[] });
+        apply(variant, &column, &mut rows_mut(out, tiles));
+    }
+    let half: &[f32] = half;
+    for (i, out) in dst.chunks_exact_mut(to * tiles).take(to).enumerate() {
+        let across: Rows = std::array::from_fn(|j| {
+            if j < from {
+                row(half, j * to + i, tiles)
+            } else {
+                &[]
+            }
+        });
+        apply(variant, &across, &mut rows_mut(out, tiles));
     }
 }
 
@@ -786,7 +930,7 @@ mod tests {
     use super::*;
     use crate::kernels::conv::tests::{assert_close, naive, values};
 
-    fn geometry(
+    pub(super) fn geometry(
         batch: usize,
         c_in: usize,
         size: [usize; 2],
@@ -807,10 +951,9 @@ mod tests {
     }
 
     /// Odd and even sizes (a last tile partly outside), padding 0 to 2, maps smaller than a
-    /// tile, one and several chunks, against the convolution's definition, in both tile sizes.
-    #[test]
-    fn forward_matches_the_definition() {
-        let shapes = [
+    /// tile, channel counts off the vector width, one and several chunks (tiny in tests).
+    pub(super) fn shapes() -> [ConvGeometry; 11] {
+        [
             geometry(1, 1, [3, 3], 1, 0),
             geometry(2, 3, [1, 1], 4, 1),
             geometry(3, 2, [2, 2], 3, 1),
@@ -818,13 +961,18 @@ mod tests {
             geometry(1, 3, [8, 8], 5, 1),
             geometry(2, 2, [6, 9], 2, 0),
             geometry(2, 3, [7, 6], 2, 2),
-            geometry(2, 16, [14, 14], 8, 1),
-            geometry(5, 8, [4, 4], 16, 1),
+            geometry(2, 16, [14, 14], 9, 1),
+            geometry(5, 8, [4, 4], 17, 1),
             geometry(1, 5, [11, 13], 3, 1),
             geometry(2, 3, [10, 3], 2, 2),
-        ];
+        ]
+    }
+
+    /// [`shapes`] against the convolution's definition, in both tile sizes.
+    #[test]
+    fn forward_matches_the_definition() {
         for variant in [Variant::F2, Variant::F4] {
-            for g in shapes {
+            for g in shapes() {
                 assert!(shape_fits(&g));
                 let x = values(g.batch * g.in_channels * g.in_size[0] * g.in_size[1], 7);
                 let w = values(g.out_channels * g.in_channels * 9, 8);
@@ -834,6 +982,31 @@ mod tests {
                     &naive(&g, &x, &w),
                     &what,
                 );
+            }
+        }
+    }
+
+    /// The transform of mirrored kernels (an input gradient's) is that of the weights flipped
+    /// and transposed by hand; channel counts off the vector width, more input than output
+    /// channels and the reverse.
+    #[test]
+    fn mirrored_kernels_are_the_flipped_transposed_weights() {
+        for [c_out, c_in] in [[3, 13], [13, 3], [1, 1], [9, 17]] {
+            // The weights of the convolution whose input gradient this is: [c_in][c_out][3][3].
+            let w = values(c_in * c_out * 9, 5);
+            let mut flipped = vec![0.0; w.len()];
+            for k in 0..c_out {
+                for c in 0..c_in {
+                    for t in 0..9 {
+                        flipped[(k * c_in + c) * 9 + t] = w[(c * c_out + k) * 9 + 8 - t];
+                    }
+                }
+            }
+            for variant in [Variant::F2, Variant::F4] {
+                let (mut mirrored, mut plain) = (Vec::new(), Vec::new());
+                transform_weights(variant, Kernels::Mirrored(&w), [c_out, c_in], &mut mirrored);
+                transform_weights(variant, Kernels::Plain(&flipped), [c_out, c_in], &mut plain);
+                assert_eq!(mirrored, plain, "{variant:?} {c_out} {c_in}");
             }
         }
     }
@@ -888,39 +1061,56 @@ mod tests {
     }
 
     #[test]
-    fn the_tile_size_follows_the_tiles_a_batch_has() {
-        // ResNet-18's last 3x3 convolutions at 224 px: 7x7 maps, 4 tiles of 4x4 an image, 16
-        // of 2x2.
-        let last = |batch| geometry(batch, 512, [7, 7], 512, 1);
-        let both = [Variant::F4, Variant::F2];
-        assert_eq!(choose_among(&last(8), &both), None);
-        assert_eq!(choose_among(&last(32), &both), Some(Variant::F2));
-        // Enough tiles of 4x4, but too many channels for F(4x4, 3x3)'s weights.
-        assert_eq!(choose_among(&last(128), &both), Some(Variant::F2));
-        let first = geometry(8, 64, [56, 56], 64, 1);
-        assert_eq!(choose_among(&first, &both), Some(Variant::F4));
-        assert_eq!(choose_among(&first, &[Variant::F2]), Some(Variant::F2));
-        let second = geometry(8, 128, [28, 28], 128, 1);
-        assert_eq!(choose_among(&second, &both), Some(Variant::F4));
-        assert_eq!(choose_among(&first, &[]), None);
-    }
-
-    #[test]
-    fn kept_weights_take_the_cheapest_variant() {
+    fn the_cheapest_variant_is_taken() {
         let both = [Variant::F4, Variant::F2];
         let layer = |batch, channels, side| geometry(batch, channels, [side, side], channels, 1);
-        // ResNet-18 at 8 x 224: F(4x4, 3x3) for every stage, the last two included.
-        for (channels, side) in [(64, 56), (128, 28), (256, 14), (512, 7)] {
-            let g = layer(8, channels, side);
-            assert_eq!(choose_kept(&g, &both), Some(Variant::F4), "{g:?}");
+        for kept in [false, true] {
+            // ResNet-18 at 8 and 64 x 224: F(4x4, 3x3) for the stages of 14x14 maps and more.
+            for batch in [8, 64] {
+                for (channels, side) in [(64, 56), (128, 28), (256, 14)] {
+                    let g = layer(batch, channels, side);
+                    let chosen = choose_among(&g, &both, kept);
+                    assert_eq!(chosen, Some(Variant::F4), "{g:?} kept {kept}");
+                }
+            }
+            // 2x2 maps: F(4x4, 3x3) wastes three quarters of its tiles.
+            let small = layer(32, 512, 2);
+            assert_eq!(choose_among(&small, &both, kept), Some(Variant::F2));
+            // A 1x1 map: 16 products a tile against 9 taps.
+            assert_eq!(choose_among(&layer(8, 64, 1), &both, kept), None);
+            let first = layer(8, 64, 56);
+            assert_eq!(
+                choose_among(&first, &[Variant::F2], kept),
+                Some(Variant::F2)
+            );
+            assert_eq!(choose_among(&first, &[], kept), None);
         }
-        // 2x2 maps: F(4x4, 3x3) wastes three quarters of its tiles.
-        assert_eq!(choose_kept(&layer(32, 512, 2), &both), Some(Variant::F2));
-        // One image of 7x7: the weights' stream outweighs F(4x4, 3x3)'s fewer products.
-        assert_eq!(choose_kept(&layer(1, 512, 7), &both), Some(Variant::F2));
-        // A 1x1 map: 16 products a tile against 9 taps.
-        assert_eq!(choose_kept(&layer(8, 64, 1), &both), None);
-        assert_eq!(choose_kept(&layer(8, 512, 7), &[]), None);
+        // The last stage at 8 x 224 (7x7 maps, 512 channels): F(4x4, 3x3) with its weights
+        // kept; transformed on each call, F(2x2, 3x3)'s smaller transform; at 64 x 224
+        // F(4x4, 3x3) either way.
+        let last = layer(8, 512, 7);
+        assert_eq!(choose_among(&last, &both, true), Some(Variant::F4));
+        assert_eq!(choose_among(&last, &both, false), Some(Variant::F2));
+        let last = layer(64, 512, 7);
+        assert_eq!(choose_among(&last, &both, false), Some(Variant::F4));
+        // One image of 7x7: the weights' stream outweighs F(4x4, 3x3)'s fewer products, and
+        // transformed for this call alone they cost more than im2col's products.
+        let one = layer(1, 512, 7);
+        assert_eq!(choose_among(&one, &both, true), Some(Variant::F2));
+        assert_eq!(choose_among(&one, &both, false), None);
+        // One image of 14x14: F(2x2, 3x3) even with the transform.
+        let one = layer(1, 256, 14);
+        assert_eq!(choose_among(&one, &both, false), Some(Variant::F2));
+        // A training forward keeps to F(2x2, 3x3) (see `Purpose::Training`).
+        for purpose in [Purpose::Training, Purpose::Gradient, Purpose::Inference] {
+            let chosen = choose(&layer(8, 64, 56), purpose);
+            let expected = if purpose == Purpose::Training {
+                Variant::F2
+            } else {
+                Variant::F4
+            };
+            assert_eq!(chosen, Some(expected), "{purpose:?}");
+        }
     }
 
     #[test]
