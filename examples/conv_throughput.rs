@@ -4,9 +4,11 @@
 //! ```text
 //! cargo run --release --example conv_throughput -- --depthwise --layer 72,5,2,56 --layer 960,5,1,7
 //! cargo run --release --example conv_throughput -- --mode train --batch 32 --layer 64,3,1,56
+//! cargo run --release --example conv_throughput -- --mode train --layer 64,7,2,224,3
 //! ```
 //!
-//! A layer is `CHANNELS,KERNEL,STRIDE,SIDE`: `CHANNELS` in and out, a square kernel with padding
+//! A layer is `CHANNELS,KERNEL,STRIDE,SIDE[,IN_CHANNELS]`: `CHANNELS` out (and in, unless
+//! `IN_CHANNELS` says otherwise: ResNet's stem is `64,7,2,224,3`), a square kernel with padding
 //! `KERNEL / 2`, no bias, a square input of `SIDE` pixels. `scripts/bench_conv.py` runs it next to
 //! the same layers in PyTorch.
 
@@ -29,7 +31,7 @@ enum Mode {
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// A layer, `CHANNELS,KERNEL,STRIDE,SIDE`; repeat the flag for several.
+    /// A layer, `CHANNELS,KERNEL,STRIDE,SIDE[,IN_CHANNELS]`; repeat the flag for several.
     #[arg(long = "layer", required = true, value_parser = parse_layer)]
     layers: Vec<Layer>,
     /// Depthwise (one group per channel) instead of dense.
@@ -59,6 +61,8 @@ struct Layer {
     kernel: usize,
     stride: usize,
     side: usize,
+    /// Input channels: `channels` unless a fifth number is given.
+    in_channels: usize,
 }
 
 fn parse_layer(text: &str) -> Result<Layer, String> {
@@ -66,16 +70,23 @@ fn parse_layer(text: &str) -> Result<Layer, String> {
         .split(',')
         .map(|v| v.trim().parse::<usize>())
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("`{text}`: {e} (expected CHANNELS,KERNEL,STRIDE,SIDE)"))?;
-    match values[..] {
-        [channels, kernel, stride, side] if channels * kernel * stride * side > 0 => Ok(Layer {
-            channels,
-            kernel,
-            stride,
-            side,
-        }),
+        .map_err(|e| {
+            format!("`{text}`: {e} (expected CHANNELS,KERNEL,STRIDE,SIDE[,IN_CHANNELS])")
+        })?;
+    match (values.get(..4), &values[4.min(values.len())..]) {
+        (Some(&[channels, kernel, stride, side]), rest)
+            if rest.len() <= 1 && values.iter().all(|&v| v > 0) =>
+        {
+            Ok(Layer {
+                channels,
+                kernel,
+                stride,
+                side,
+                in_channels: rest.first().copied().unwrap_or(channels),
+            })
+        }
         _ => Err(format!(
-            "`{text}`: expected four positive numbers, CHANNELS,KERNEL,STRIDE,SIDE"
+            "`{text}`: expected four or five positive numbers, CHANNELS,KERNEL,STRIDE,SIDE[,IN_CHANNELS]"
         )),
     }
 }
@@ -108,15 +119,19 @@ fn time_layer(
         kernel,
         stride,
         side,
+        in_channels,
     } = *layer;
+    if args.depthwise && in_channels != channels {
+        return Err(format!("{layer:?}: a depthwise layer has as many channels in as out").into());
+    }
     let groups = if args.depthwise { channels } else { 1 };
-    let conv = Conv2dConfig::new(channels, channels, [kernel, kernel])
+    let conv = Conv2dConfig::new(in_channels, channels, [kernel, kernel])
         .with_stride([stride, stride])
         .with_padding([kernel / 2, kernel / 2])
         .with_groups(groups)
         .with_bias(false)
         .init(device);
-    let shape = [args.batch, channels, side, side];
+    let shape = [args.batch, in_channels, side, side];
     let input = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), device);
     // The CPU devices compute eagerly; `sync` waits for any other device. The results are
     // dropped, not read back: PyTorch's side does not copy them either.
@@ -142,17 +157,18 @@ fn report(args: &Args, layer: &Layer, mut seconds: Vec<f64>) {
     seconds.sort_by(f64::total_cmp);
     let median = seconds[seconds.len() / 2];
     let name = format!(
-        "{}x{} {} stride {}, {} channels at {}",
+        "{}x{} {} stride {}, {} -> {} channels at {}",
         layer.kernel,
         layer.kernel,
         if args.depthwise { "depthwise" } else { "dense" },
         layer.stride,
+        layer.in_channels,
         layer.channels,
         layer.side
     );
     if args.json {
         let line = serde_json::json!({
-            "layer": [layer.channels, layer.kernel, layer.stride, layer.side],
+            "layer": [layer.channels, layer.kernel, layer.stride, layer.side, layer.in_channels],
             "depthwise": args.depthwise,
             "mode": format!("{:?}", args.mode).to_lowercase(),
             "batch": args.batch,

@@ -36,10 +36,12 @@ def torch_worker(args):
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    for channels, kernel, stride, side in parse_layers(args.layers):
-        conv = torch.nn.Conv2d(channels, channels, kernel, stride, kernel // 2,
+    for layer in parse_layers(args.layers):
+        channels, kernel, stride, side = layer[:4]
+        in_channels = layer[4] if len(layer) > 4 else channels
+        conv = torch.nn.Conv2d(in_channels, channels, kernel, stride, kernel // 2,
                                groups=1 if args.dense else channels, bias=False)
-        x = torch.randn(args.batch, channels, side, side)
+        x = torch.randn(args.batch, in_channels, side, side)
         if args.memory_format == "channels_last":
             conv = conv.to(memory_format=torch.channels_last)
             x = x.to(memory_format=torch.channels_last)
@@ -56,7 +58,7 @@ def torch_worker(args):
                     conv(x)
             if i >= args.warmup:
                 seconds.append(time.perf_counter() - start)
-        print(json.dumps({"layer": [channels, kernel, stride, side],
+        print(json.dumps({"layer": list(layer),
                           "calls_per_second": 1 / statistics.median(seconds),
                           "torch": torch.__version__}), flush=True)
 
@@ -75,7 +77,8 @@ def run_lines(command, env=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default = ";".join(",".join(map(str, layer)) for layer in MOBILENET_V3_LARGE_DEPTHWISE)
-    parser.add_argument("--layers", default=default, help="C,K,S,SIDE;... (channels in and out)")
+    parser.add_argument("--layers", default=default,
+                        help="C,K,S,SIDE[,C_IN];... (C channels out, and in unless C_IN)")
     parser.add_argument("--dense", action="store_true", help="dense instead of depthwise")
     parser.add_argument("--modes", default="forward,train")
     parser.add_argument("--device", default="flex", help="ferrovision device")
@@ -128,6 +131,8 @@ def main():
             ratio = o / max(tc, tl)
             ratios.append(ratio)
             name = f"{layer[0]}, {layer[1]}x{layer[1]}, s{layer[2]}, {layer[3]}"
+            if len(layer) > 4:
+                name += f", from {layer[4]}"
             print(f"{name:28} {mode:7} | {1e3 / tc:8.2f} {1e3 / tl:8.2f} {1e3 / o:8.2f} "
                   f"{ratio:5.2f}x", flush=True)
     geomean = statistics.geometric_mean(ratios)
