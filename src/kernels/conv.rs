@@ -340,7 +340,7 @@ fn pointwise_view(g: &ConvGeometry, chunk: &Chunk) -> Option<usize> {
 
 /// `weight` (`[c_out, c_in, kh, kw]`) as the kernel of the input-gradient convolution:
 /// `[c_in, c_out, kh, kw]`, each tap mirrored (`w'[ci, co, i, j] = w[co, ci, kh-1-i, kw-1-j]`).
-fn flip_transpose(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
+pub(super) fn flip_transpose(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
     let (c_out, c_in) = (g.out_channels, g.in_channels);
     let [kh, kw] = g.kernel;
     let mut out = vec![0.0; weight.len()];

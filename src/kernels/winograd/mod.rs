@@ -474,24 +474,34 @@ impl Tiling {
     /// when there are [`CHUNKS_PER_THREAD`] per thread.
     fn plan(&self, in_channels: usize, threads: usize, batch: usize) -> Plan {
         let total = batch * self.tiles[0] * self.tiles[1];
-        let round = |tiles: usize| (tiles.div_ceil(2 * TILE_STEP) * 2 + 1) * TILE_STEP;
-        let per_tile = self.variant.positions() * in_channels;
-        let by_cache = round((CHUNK_FLOATS / per_tile.max(1)).max(MIN_TILES));
-        let by_threads = round(total.div_ceil(threads * CHUNKS_PER_THREAD));
+        let by_cache = self.cache_step(in_channels);
+        let by_threads = round_step(total.div_ceil(threads * CHUNKS_PER_THREAD));
         let parallel_chunks = by_threads >= MIN_TILES;
         let step = if parallel_chunks {
             by_cache.min(by_threads)
         } else {
             by_cache
         };
-        let chunks = (0..total)
-            .step_by(step)
-            .map(|start| start..(start + step).min(total))
-            .collect();
         Plan {
-            chunks,
+            chunks: self.chunks(batch, step),
             parallel_chunks,
         }
+    }
+
+    /// Tiles a chunk holds for about [`CHUNK_FLOATS`] transformed values of `channels` channels
+    /// a tile, at least [`MIN_TILES`], an odd multiple of [`TILE_STEP`].
+    fn cache_step(&self, channels: usize) -> usize {
+        let per_tile = self.variant.positions() * channels;
+        round_step((CHUNK_FLOATS / per_tile.max(1)).max(MIN_TILES))
+    }
+
+    /// The batch's tiles in ranges of `step`, the last shorter.
+    fn chunks(&self, batch: usize, step: usize) -> Vec<Range<usize>> {
+        let total = batch * self.tiles[0] * self.tiles[1];
+        (0..total)
+            .step_by(step)
+            .map(|start| start..(start + step).min(total))
+            .collect()
     }
 
     /// Where each tile of `tiles` (counted over the batch, row by row) lies: its image and
@@ -510,6 +520,11 @@ impl Tiling {
             })
             .collect()
     }
+}
+
+/// `tiles` rounded up to an odd multiple of [`TILE_STEP`].
+fn round_step(tiles: usize) -> usize {
+    (tiles.div_ceil(2 * TILE_STEP) * 2 + 1) * TILE_STEP
 }
 
 /// Where the chunk's tiles start in the input (see [`Step::corners`]).
@@ -928,6 +943,7 @@ impl Scratch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::conv::flip_transpose;
     use crate::kernels::conv::tests::{assert_close, naive, values};
 
     pub(super) fn geometry(
@@ -987,21 +1003,14 @@ mod tests {
     }
 
     /// The transform of mirrored kernels (an input gradient's) is that of the weights flipped
-    /// and transposed by hand; channel counts off the vector width, more input than output
+    /// and transposed by im2col's input gradient (`conv::flip_transpose`); channel counts off the vector width, more input than output
     /// channels and the reverse.
     #[test]
     fn mirrored_kernels_are_the_flipped_transposed_weights() {
         for [c_out, c_in] in [[3, 13], [13, 3], [1, 1], [9, 17]] {
             // The weights of the convolution whose input gradient this is: [c_in][c_out][3][3].
             let w = values(c_in * c_out * 9, 5);
-            let mut flipped = vec![0.0; w.len()];
-            for k in 0..c_out {
-                for c in 0..c_in {
-                    for t in 0..9 {
-                        flipped[(k * c_in + c) * 9 + t] = w[(c * c_out + k) * 9 + 8 - t];
-                    }
-                }
-            }
+            let flipped = flip_transpose(&geometry(1, c_out, [3, 3], c_in, 1), &w);
             for variant in [Variant::F2, Variant::F4] {
                 let (mut mirrored, mut plain) = (Vec::new(), Vec::new());
                 transform_weights(variant, Kernels::Mirrored(&w), [c_out, c_in], &mut mirrored);

@@ -34,11 +34,12 @@ pub(crate) fn weight_gradient(
     debug_assert!(super::shape_fits(g));
     let (c_in, c_out) = (g.in_channels, g.out_channels);
     let tiling = Tiling::new(g, variant);
-    let plan = tiling.plan(c_in + c_out, 1, g.batch);
+    // One chunk after another (each spread over the threads), sized for the cache alone.
+    let chunks = tiling.chunks(g.batch, tiling.cache_step(c_in + c_out));
     scratch::with(&BUFFERS, |Buffers { du, v, dm }| {
         // Every value is written by the first chunk's products (which do not add).
         du.resize(variant.positions() * c_out * c_in, 0.0);
-        for (n, tiles) in plan.chunks.into_iter().enumerate() {
+        for (n, tiles) in chunks.into_iter().enumerate() {
             let step = Step {
                 g,
                 variant,
