@@ -22,6 +22,7 @@ use super::depthwise;
 use super::geometry::ConvGeometry;
 use super::matmul::{Operand, Threads, matmul};
 use super::scratch;
+use super::strided::{add_strided, copy_strided};
 use super::weight_cache::{WEIGHT_CACHE, Weight};
 use super::winograd::{self, Purpose};
 
@@ -454,57 +455,6 @@ fn im2col_row(g: &ConvGeometry, x: &[f32], chunk: &Chunk, row: usize, dst: &mut 
     }
 }
 
-/// `dst[i] = src[i · stride]`: a copy for stride 1, and for stride 2 (ResNet's downsampling
-/// convolutions and stems) pairs of which the first is kept, a loop the compiler vectorises
-/// with shuffles (a strided iterator it does not: a fifth of a stride-2 layer's time).
-fn copy_strided(src: &[f32], stride: usize, dst: &mut [f32]) {
-    match stride {
-        1 => dst.copy_from_slice(&src[..dst.len()]),
-        2 => {
-            let (pairs, last) = src.as_chunks::<2>();
-            let whole = dst.len().min(pairs.len());
-            for (d, pair) in dst[..whole].iter_mut().zip(pairs) {
-                *d = pair[0];
-            }
-            if dst.len() > whole {
-                // An odd-length source's last pixel.
-                dst[whole] = last[0];
-            }
-        }
-        _ => {
-            for (d, v) in dst.iter_mut().zip(src.iter().step_by(stride)) {
-                *d = *v;
-            }
-        }
-    }
-}
-
-/// `dst[i · stride] += src[i]`: the adjoint of [`copy_strided`], vectorised the same way.
-fn add_strided(src: &[f32], stride: usize, dst: &mut [f32]) {
-    match stride {
-        1 => {
-            for (d, s) in dst[..src.len()].iter_mut().zip(src) {
-                *d += s;
-            }
-        }
-        2 => {
-            let (pairs, last) = dst.as_chunks_mut::<2>();
-            let whole = src.len().min(pairs.len());
-            for (pair, s) in pairs[..whole].iter_mut().zip(src) {
-                pair[0] += s;
-            }
-            if src.len() > whole {
-                last[0] += src[whole];
-            }
-        }
-        _ => {
-            for (d, s) in dst.iter_mut().step_by(stride).zip(src) {
-                *d += s;
-            }
-        }
-    }
-}
-
 /// Adds the patch gradients `cols` (`[K, width]`) of `chunk` back onto their input pixels.
 ///
 /// `table` is [`ConvGeometry::source_table`], built once per convolution.
@@ -747,31 +697,6 @@ pub(super) mod tests {
             assert_eq!(next, (g.batch, 0), "{g:?}");
         }
         assert!(bands > 0 && groups > 0, "bands {bands}, groups {groups}");
-    }
-
-    /// The strided copy and its adjoint against their definitions: odd and even lengths, the
-    /// source's last pixel taken or not.
-    #[test]
-    fn strided_copies_match_their_definitions() {
-        for stride in 1..=3 {
-            for src_len in 0..12 {
-                let src = values(src_len, 9);
-                for dst_len in 0..=src_len.div_ceil(stride) {
-                    let mut dst = vec![0.0; dst_len];
-                    copy_strided(&src, stride, &mut dst);
-                    let expected: Vec<f32> =
-                        src.iter().step_by(stride).take(dst_len).copied().collect();
-                    assert_eq!(dst, expected, "copy {stride} {src_len} {dst_len}");
-                    let mut sums = src.clone();
-                    add_strided(&dst, stride, &mut sums);
-                    let mut expected = src.clone();
-                    for (i, value) in dst.iter().enumerate() {
-                        expected[i * stride] += value;
-                    }
-                    assert_eq!(sums, expected, "add {stride} {src_len} {dst_len}");
-                }
-            }
-        }
     }
 
     #[test]

@@ -44,6 +44,24 @@ macro_rules! with_fma {
             $kernel::<$crate::kernels::fma::Separate>($($arg),*)
         }
     };
+    ($(#[$doc:meta])* unsafe fn $name:ident($($arg:ident: $ty:ty),*) => $kernel:ident) => {
+        $(#[$doc])*
+        unsafe fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn fused($($arg: $ty),*) {
+                    // SAFETY: the caller's contract.
+                    unsafe { $kernel::<$crate::kernels::fma::Fused>($($arg),*) }
+                }
+                // SAFETY: the CPU has both features, checked just above; the rest is the
+                // caller's contract.
+                return unsafe { fused($($arg),*) };
+            }
+            // SAFETY: the caller's contract.
+            unsafe { $kernel::<$crate::kernels::fma::Separate>($($arg),*) }
+        }
+    };
 }
 
 pub(super) use with_fma;

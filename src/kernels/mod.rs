@@ -34,6 +34,8 @@ mod pool;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod scratch;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
+mod strided;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 mod weight_cache;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod winograd;

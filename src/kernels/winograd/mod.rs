@@ -19,6 +19,13 @@
 //! calls ([`WEIGHT_CACHE`]); in training they are transformed on each call, and [`choose`]
 //! weighs that transform against the multiplications it saves.
 //!
+//! A chunk's tiles come in runs along rows of tiles ([`TileRow`]), where a tile starts `m`
+//! pixels after the one before: its input tiles are gathered by deinterleaving the rows of a
+//! zero-bordered copy of each plane ([`Padded`]: the padding without a branch a pixel), its
+//! output tiles written back by interleaving (`strided.rs`). The per-channel transforms run
+//! compiled for AVX2 where the CPU has it (without fused multiply-adds, so both builds round
+//! alike).
+//!
 //! In `f32` the transforms add rounding: F(2x2, 3x3)'s matrices hold 0, ±1 and ±1/2 and add
 //! about the inputs' own; F(4x4, 3x3)'s (points 0, ±1, ±2) hold up to 8 and 1/24 and add ten
 //! times more (see [`Purpose::Training`]), inside the tolerance the unit tests (against the
@@ -33,6 +40,7 @@ use super::fma::{MulAdd, with_fma};
 use super::geometry::ConvGeometry;
 use super::matmul::{Operand, Threads, matmul};
 use super::scratch;
+use super::strided;
 use super::weight_cache::{WEIGHT_CACHE, Weight};
 
 mod weight_gradient;
@@ -106,6 +114,7 @@ impl Variant {
     }
 
     /// `out[i] = (Bᵀ d)[i]` elementwise over the lanes of the `n` rows `d`.
+    #[inline(always)]
     fn input_1d(self, d: &Rows, out: &mut RowsMut) {
         match self {
             Variant::F2 => input_f2(d, out),
@@ -115,6 +124,7 @@ impl Variant {
 
     /// `out[i] = (Aᵀ s)[i]` elementwise over the lanes of the `n` rows `s`, for the `m` rows of
     /// `out`.
+    #[inline(always)]
     fn output_1d(self, s: &Rows, out: &mut RowsMut) {
         match self {
             Variant::F2 => output_f2(s, out),
@@ -124,6 +134,7 @@ impl Variant {
 
     /// `out[i] = (A s)[i]` elementwise over the lanes of the `m` rows `s`, for the `n` rows of
     /// `out`: the adjoint of [`Variant::output_1d`].
+    #[inline(always)]
     fn gradient_1d(self, s: &Rows, out: &mut RowsMut) {
         match self {
             Variant::F2 => gradient_f2(s, out),
@@ -138,6 +149,7 @@ type Rows<'a> = [&'a [f32]; MAX_N];
 type RowsMut<'a> = [&'a mut [f32]; MAX_N];
 
 /// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`.
+#[inline(always)]
 fn input_f2(d: &Rows, o: &mut RowsMut) {
     let [d0, d1, d2, d3, ..] = *d;
     let [o0, o1, o2, o3, ..] = o;
@@ -146,6 +158,7 @@ fn input_f2(d: &Rows, o: &mut RowsMut) {
 
 /// [`input_f2`] with each output its own argument, so the compiler knows they do not overlap
 /// and vectorises the loop.
+#[inline(always)]
 fn input_f2_lanes(d: [&[f32]; 4], o0: &mut [f32], o1: &mut [f32], o2: &mut [f32], o3: &mut [f32]) {
     let len = o0.len();
     let [d0, d1, d2, d3] = d.map(|d| &d[..len]);
@@ -160,12 +173,14 @@ fn input_f2_lanes(d: [&[f32]; 4], o0: &mut [f32], o1: &mut [f32], o2: &mut [f32]
 
 /// `Bᵀ = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
 /// [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]`.
+#[inline(always)]
 fn input_f4(d: &Rows, o: &mut RowsMut) {
     let [o0, o1, o2, o3, o4, o5] = o;
     input_f4_lanes(*d, [o0, o1, o2], [o3, o4, o5]);
 }
 
 /// [`input_f4`] with the outputs as separate arguments (see [`input_f2_lanes`]).
+#[inline(always)]
 fn input_f4_lanes(d: [&[f32]; 6], [o0, o1, o2]: [&mut [f32]; 3], [o3, o4, o5]: [&mut [f32]; 3]) {
     let len = o0.len();
     let [d0, d1, d2, d3, d4, d5] = d.map(|d| &d[..len]);
@@ -188,6 +203,7 @@ fn input_f4_lanes(d: [&[f32]; 6], [o0, o1, o2]: [&mut [f32]; 3], [o3, o4, o5]: [
 }
 
 /// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`.
+#[inline(always)]
 fn output_f2(s: &Rows, o: &mut RowsMut) {
     let [s0, s1, s2, s3, ..] = *s;
     let [o0, o1, ..] = o;
@@ -195,6 +211,7 @@ fn output_f2(s: &Rows, o: &mut RowsMut) {
 }
 
 /// [`output_f2`] with the outputs as separate arguments (see [`input_f2_lanes`]).
+#[inline(always)]
 fn output_f2_lanes(s: [&[f32]; 4], o0: &mut [f32], o1: &mut [f32]) {
     let len = o0.len();
     let [s0, s1, s2, s3] = s.map(|s| &s[..len]);
@@ -206,12 +223,14 @@ fn output_f2_lanes(s: [&[f32]; 4], o0: &mut [f32], o1: &mut [f32]) {
 }
 
 /// `Aᵀ = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]`.
+#[inline(always)]
 fn output_f4(s: &Rows, o: &mut RowsMut) {
     let [o0, o1, o2, o3, ..] = o;
     output_f4_lanes(*s, o0, o1, o2, o3);
 }
 
 /// [`output_f4`] with the outputs as separate arguments (see [`input_f2_lanes`]).
+#[inline(always)]
 fn output_f4_lanes(s: [&[f32]; 6], o0: &mut [f32], o1: &mut [f32], o2: &mut [f32], o3: &mut [f32]) {
     let len = o0.len();
     let [s0, s1, s2, s3, s4, s5] = s.map(|s| &s[..len]);
@@ -227,6 +246,7 @@ fn output_f4_lanes(s: [&[f32]; 6], o0: &mut [f32], o1: &mut [f32], o2: &mut [f32
 }
 
 /// `A = (Aᵀ)ᵀ` of [`output_f2`]: `[[1, 0], [1, 1], [1, -1], [0, -1]]`.
+#[inline(always)]
 fn gradient_f2(s: &Rows, o: &mut RowsMut) {
     let [s0, s1, ..] = *s;
     let [o0, o1, o2, o3, ..] = o;
@@ -234,6 +254,7 @@ fn gradient_f2(s: &Rows, o: &mut RowsMut) {
 }
 
 /// [`gradient_f2`] with the outputs as separate arguments (see [`input_f2_lanes`]).
+#[inline(always)]
 fn gradient_f2_lanes(s: [&[f32]; 2], [o0, o1]: [&mut [f32]; 2], [o2, o3]: [&mut [f32]; 2]) {
     let len = o0.len();
     let [s0, s1] = s.map(|s| &s[..len]);
@@ -248,6 +269,7 @@ fn gradient_f2_lanes(s: [&[f32]; 2], [o0, o1]: [&mut [f32]; 2], [o2, o3]: [&mut 
 
 /// `A = (Aᵀ)ᵀ` of [`output_f4`]: `[[1, 0, 0, 0], [1, 1, 1, 1], [1, -1, 1, -1], [1, 2, 4, 8],
 /// [1, -2, 4, -8], [0, 0, 0, 1]]`.
+#[inline(always)]
 fn gradient_f4(s: &Rows, o: &mut RowsMut) {
     let [s0, s1, s2, s3, ..] = *s;
     let [o0, o1, o2, o3, o4, o5] = o;
@@ -255,6 +277,7 @@ fn gradient_f4(s: &Rows, o: &mut RowsMut) {
 }
 
 /// [`gradient_f4`] with the outputs as separate arguments (see [`input_f2_lanes`]).
+#[inline(always)]
 fn gradient_f4_lanes(s: [&[f32]; 4], [o0, o1, o2]: [&mut [f32]; 3], [o3, o4, o5]: [&mut [f32]; 3]) {
     let len = o0.len();
     let [s0, s1, s2, s3] = s.map(|s| &s[..len]);
@@ -414,13 +437,7 @@ fn convolve(g: &ConvGeometry, variant: Variant, x: &[f32], u: &[f32]) -> Vec<f32
     let plan = tiling.plan(g.in_channels, rayon::current_num_threads(), g.batch);
     let chunk = |tiles: Range<usize>, parallel: bool| {
         Scratch::with(|scratch| {
-            let step = Step {
-                g,
-                variant,
-                origins: tiling.origins(tiles),
-                out: tiling.out,
-                parallel,
-            };
+            let step = tiling.step(g, tiles, parallel);
             step.transform_input(x, &mut scratch.v);
             step.multiply(u, scratch);
             // SAFETY: a chunk writes only the output pixels of its own tiles: no two chunks
@@ -504,21 +521,40 @@ impl Tiling {
             .collect()
     }
 
-    /// Where each tile of `tiles` (counted over the batch, row by row) lies: its image and
-    /// the output pixel of its top left corner.
-    fn origins(&self, tiles: Range<usize>) -> Vec<Origin> {
+    /// The step over `tiles` (counted over the batch, image by image, row by row) of the
+    /// convolution `g`.
+    fn step<'a>(&self, g: &'a ConvGeometry, tiles: Range<usize>, parallel: bool) -> Step<'a> {
+        Step {
+            g,
+            variant: self.variant,
+            tiles: tiles.len(),
+            grid: self.tiles,
+            rows: self.tile_rows(tiles),
+            out: self.out,
+            parallel,
+        }
+    }
+
+    /// `tiles` (counted over the batch, image by image, row by row) as runs along the rows of
+    /// tiles they cover.
+    fn tile_rows(&self, tiles: Range<usize>) -> Vec<TileRow> {
         let [rows, cols] = self.tiles;
         let m = self.variant.m();
-        tiles
-            .map(|tile| {
-                let (image, at) = (tile / (rows * cols), tile % (rows * cols));
-                Origin {
-                    image,
-                    y: m * (at / cols),
-                    x: m * (at % cols),
-                }
-            })
-            .collect()
+        let mut runs = Vec::with_capacity(tiles.len().div_ceil(cols) + 1);
+        let mut tile = tiles.start;
+        while tile < tiles.end {
+            let (image, at) = (tile / (rows * cols), tile % (rows * cols));
+            let len = (cols - at % cols).min(tiles.end - tile);
+            runs.push(TileRow {
+                first: tile - tiles.start,
+                len,
+                image,
+                y: m * (at / cols),
+                x: m * (at % cols),
+            });
+            tile += len;
+        }
+        runs
     }
 }
 
@@ -527,17 +563,13 @@ fn round_step(tiles: usize) -> usize {
     (tiles.div_ceil(2 * TILE_STEP) * 2 + 1) * TILE_STEP
 }
 
-/// Where the chunk's tiles start in the input (see [`Step::corners`]).
-struct Corners {
-    /// Per tile, the index in `x` of its top left input pixel in channel 0; 0 for edge tiles.
-    starts: Vec<usize>,
-    /// The tiles reaching into the padding or past the input's edge.
-    edge: Vec<usize>,
-}
-
-/// A tile's image and the output pixel of its top left corner.
-#[derive(Clone, Copy)]
-struct Origin {
+/// Consecutive tiles of a chunk along one row of tiles of one image: the chunk's tiles `first ..
+/// first + len`, the first with its top left output pixel at row `y`, column `x`, each next one
+/// `m` columns to the right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TileRow {
+    first: usize,
+    len: usize,
     image: usize,
     y: usize,
     x: usize,
@@ -656,8 +688,12 @@ fn combine3<M: MulAdd>(a: &[f32; 3], [r0, r1, r2]: [&[f32]; 3], out: &mut [f32])
 struct Step<'a> {
     g: &'a ConvGeometry,
     variant: Variant,
-    /// The chunk's tiles.
-    origins: Vec<Origin>,
+    /// How many tiles the chunk has.
+    tiles: usize,
+    /// Tile rows and columns of one image.
+    grid: [usize; 2],
+    /// The chunk's tiles, row of tiles by row of tiles.
+    rows: Vec<TileRow>,
     /// Output height and width.
     out: [usize; 2],
     /// Whether to spread the chunk's own work over the threads.
@@ -666,7 +702,7 @@ struct Step<'a> {
 
 impl Step<'_> {
     fn tiles(&self) -> usize {
-        self.origins.len()
+        self.tiles
     }
 
     /// Fills `v` (`[c_in][ξ][tiles]`) with `Bᵀ d B` for every input tile `d` of the chunk;
@@ -677,13 +713,17 @@ impl Step<'_> {
     fn transform_input(&self, x: &[f32], v: &mut Vec<f32>) {
         let block = self.variant.positions() * self.tiles();
         v.resize(self.g.in_channels * block, 0.0);
-        let corners = self.corners();
-        let one = |work: &mut [Vec<f32>; 2], (c, dst): (usize, &mut [f32])| {
-            let [tile, half] = work;
-            self.gather(x, c, &corners, tile);
-            self.combine_input(tile, half, dst);
+        let one = |(tile, half, padded): &mut Work, (c, dst): (usize, &mut [f32])| {
+            transform_input_channel(self, x, c, [tile, half], padded, dst);
         };
-        let work = || [vec![0.0f32; block], vec![0.0f32; block]];
+        type Work = (Vec<f32>, Vec<f32>, Padded);
+        let work = || {
+            (
+                vec![0.0f32; block],
+                vec![0.0f32; block],
+                self.padded_input(),
+            )
+        };
         if self.parallel {
             v.par_chunks_mut(block)
                 .enumerate()
@@ -696,57 +736,43 @@ impl Step<'_> {
         }
     }
 
-    /// Where each tile's input starts in channel 0 of `x`, and which tiles reach into the
-    /// padding or past the input's edge (their corner is left at 0).
-    fn corners(&self) -> Corners {
-        let (g, n) = (self.g, self.variant.n());
-        let [h, w] = g.in_size;
-        let [pad_y, pad_x] = g.padding;
-        let mut corners = Corners {
-            starts: Vec::with_capacity(self.tiles()),
-            edge: Vec::new(),
-        };
-        for (t, o) in self.origins.iter().enumerate() {
-            // Wrapping: a row or column in the padding reads as past the end.
-            let (y0, x0) = (o.y.wrapping_sub(pad_y), o.x.wrapping_sub(pad_x));
-            let inside = y0 < h && y0 + n <= h && x0 < w && x0 + n <= w;
-            corners.starts.push(if inside {
-                o.image * g.in_channels * h * w + y0 * w + x0
-            } else {
-                corners.edge.push(t);
-                0
-            });
-        }
-        corners
+    /// A zero-bordered plane for [`Step::gather`]: the input with its padding, and room for the
+    /// last tiles past the edge and the next tile's overlap.
+    fn padded_input(&self) -> Padded {
+        let (n, m) = (self.variant.n(), self.variant.m());
+        let [rows, cols] = self.grid;
+        Padded::new(
+            [rows * m + n - m, (cols + 1) * m],
+            [self.g.padding[0], self.g.padding[1]],
+        )
     }
 
     /// `d[i · n + j][tile]`: the input pixel at row `i`, column `j` of each tile of channel `c`
-    /// (zero outside the image): a strided copy for the tiles inside the input, then the
-    /// edge tiles pixel by pixel.
-    fn gather(&self, x: &[f32], c: usize, corners: &Corners, d: &mut [f32]) {
-        let (g, n, tiles) = (self.g, self.variant.n(), self.tiles());
+    /// (zero in the padding and past the input's edge). The input rows under the chunk's tiles
+    /// of each image are copied into `padded` first; there a tile's row `i` starts `m` pixels
+    /// after the one before, so a row of tiles' row `i` is deinterleaved into the first `m`
+    /// positions, and from one tile on into the last `n - m` (the overlap with the next tile).
+    #[inline(always)]
+    fn gather(&self, x: &[f32], c: usize, d: &mut [f32], padded: &mut Padded) {
+        let (g, n, m, tiles) = (self.g, self.variant.n(), self.variant.m(), self.tiles());
         let [h, w] = g.in_size;
-        let [pad_y, pad_x] = g.padding;
-        for (ij, dst) in d.chunks_exact_mut(tiles).enumerate() {
-            let offset = c * h * w + (ij / n) * w + ij % n;
-            for (value, &start) in dst.iter_mut().zip(&corners.starts) {
-                // Edge tiles read anything here (or nothing, past the end): rewritten below.
-                *value = x.get(start + offset).copied().unwrap_or(0.0);
-            }
-        }
-        for &t in &corners.edge {
-            let o = self.origins[t];
-            let plane = &x[(o.image * g.in_channels + c) * h * w..][..h * w];
-            let (y0, x0) = (o.y.wrapping_sub(pad_y), o.x.wrapping_sub(pad_x));
-            for i in 0..n {
-                let y = y0.wrapping_add(i);
-                for j in 0..n {
-                    let column = x0.wrapping_add(j);
-                    d[(i * n + j) * tiles + t] = if y < h && column < w {
-                        plane[y * w + column]
-                    } else {
-                        0.0
-                    };
+        let pad_y = g.padding[0];
+        for image in self.rows.chunk_by(|a, b| a.image == b.image) {
+            let plane = &x[(image[0].image * g.in_channels + c) * h * w..][..h * w];
+            // The input rows under these tiles, in the padding's coordinates.
+            let (first, last) = (image[0].y, image[image.len() - 1].y + n);
+            padded.copy_rows(
+                plane,
+                w,
+                first.saturating_sub(pad_y)..last.saturating_sub(pad_y).min(h),
+            );
+            for run in image {
+                for i in 0..n {
+                    let src = &padded.row(run.y + i)[run.x..][..(run.len + 1) * m];
+                    let dst = &mut d[i * n * tiles + run.first..];
+                    strided::deinterleave(src, m, m, run.len, dst, tiles);
+                    let overlap = &mut dst[m * tiles..];
+                    strided::deinterleave(&src[m..], m, n - m, run.len, overlap, tiles);
                 }
             }
         }
@@ -754,6 +780,7 @@ impl Step<'_> {
 
     /// `Bᵀ d B` of the gathered tiles `d` into `v` (`[ξ][tiles]`), through `half` (`Bᵀ d`,
     /// transposed: `[j · n + i][tiles]`, so that each step writes consecutive rows).
+    #[inline(always)]
     fn combine_input(&self, d: &[f32], half: &mut [f32], v: &mut [f32]) {
         let (n, tiles) = (self.variant.n(), self.tiles());
         let source = |r: usize| row(d, r, tiles);
@@ -809,9 +836,8 @@ impl Step<'_> {
         let (m, n, tiles) = (self.variant.m(), self.variant.n(), self.tiles());
         let work = || [vec![0.0f32; m * n * tiles], vec![0.0f32; m * m * tiles]];
         let one = |[half, pixels]: &mut [Vec<f32>; 2], k: usize| {
-            self.combine_output(k, products, half, pixels);
             // SAFETY: channel `k`'s pixels of this chunk's tiles, written by this call alone.
-            unsafe { self.scatter(k, pixels, out) };
+            unsafe { transform_output_channel(self, products, k, [half, pixels], out) };
         };
         if self.parallel {
             (0..self.g.out_channels)
@@ -826,6 +852,7 @@ impl Step<'_> {
     /// `Aᵀ M A` of output channel `k` from `products` (`[ξ][c_out][tiles]`) into `pixels`
     /// (`[i · m + j][tiles]`, the output pixel at row `i`, column `j` of each tile), through
     /// `half` (`Aᵀ M`, transposed: `[j · m + i][tiles]`).
+    #[inline(always)]
     fn combine_output(&self, k: usize, products: &[f32], half: &mut [f32], pixels: &mut [f32]) {
         let (m, n, tiles) = (self.variant.m(), self.variant.n(), self.tiles());
         let c_out = self.g.out_channels;
@@ -846,29 +873,118 @@ impl Step<'_> {
     ///
     /// # Safety
     /// As [`Step::transform_output`], and no other thread writes channel `k` of these tiles.
+    #[inline(always)]
     unsafe fn scatter(&self, k: usize, pixels: &[f32], out: &SharedOut) {
         let (m, tiles) = (self.variant.m(), self.tiles());
         let [h_out, w_out] = self.out;
-        let c_out = self.g.out_channels;
-        for (t, o) in self.origins.iter().enumerate() {
-            let plane = (o.image * c_out + k) * h_out * w_out;
-            let rows = m.min(h_out - o.y);
-            let columns = m.min(w_out - o.x);
-            for i in 0..rows {
-                // SAFETY: row `o.y + i`, columns `o.x ..` of the tile, inside the output (the
-                // tile's own `rows` and `columns`), written by this call alone (the caller's
-                // contract).
+        let plane = k * h_out * w_out;
+        for run in &self.rows {
+            let start = (run.image * self.g.out_channels * h_out + run.y) * w_out + plane + run.x;
+            let columns = (run.len * m).min(w_out - run.x);
+            for i in 0..m.min(h_out - run.y) {
+                // SAFETY: row `run.y + i`, columns `run.x ..` of the run's tiles, inside the
+                // output (the tiles' own rows and `columns`), written by this call alone (the
+                // caller's contract).
                 let dst = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        out.0.add(plane + (o.y + i) * w_out + o.x),
-                        columns,
-                    )
+                    std::slice::from_raw_parts_mut(out.0.add(start + i * w_out), columns)
                 };
-                for (j, value) in dst.iter_mut().enumerate() {
-                    *value = pixels[(i * m + j) * tiles + t];
-                }
+                strided::interleave(&pixels[i * m * tiles + run.first..], tiles, m, dst);
             }
         }
+    }
+}
+
+with_fma! {
+    /// Channel `c` of [`Step::transform_input`]: its tiles gathered into `tile` (through
+    /// `padded`), then `Bᵀ d B` into `dst` through `half`. (Compiled for AVX2 where the CPU has it, for the wider
+    /// vectors: the transforms do not fuse their multiply-adds, so both builds round alike.)
+    fn transform_input_channel(
+        step: &Step<'_>,
+        x: &[f32],
+        c: usize,
+        work: [&mut [f32]; 2],
+        padded: &mut Padded,
+        dst: &mut [f32]
+    ) => transform_input_channel_with
+}
+
+#[inline(always)]
+fn transform_input_channel_with<M: MulAdd>(
+    step: &Step<'_>,
+    x: &[f32],
+    c: usize,
+    [tile, half]: [&mut [f32]; 2],
+    padded: &mut Padded,
+    dst: &mut [f32],
+) {
+    step.gather(x, c, tile, padded);
+    step.combine_input(tile, half, dst);
+}
+
+with_fma! {
+    /// Output channel `k` of [`Step::transform_output`]: `Aᵀ M A` of its tiles into `pixels`
+    /// through `half`, then written into the output (AVX2 as [`transform_input_channel`]).
+    ///
+    /// # Safety
+    /// As [`Step::scatter`].
+    unsafe fn transform_output_channel(
+        step: &Step<'_>,
+        products: &[f32],
+        k: usize,
+        work: [&mut [f32]; 2],
+        out: &SharedOut
+    ) => transform_output_channel_with
+}
+
+/// # Safety
+/// As [`Step::scatter`].
+#[inline(always)]
+unsafe fn transform_output_channel_with<M: MulAdd>(
+    step: &Step<'_>,
+    products: &[f32],
+    k: usize,
+    [half, pixels]: [&mut [f32]; 2],
+    out: &SharedOut,
+) {
+    step.combine_output(k, products, half, pixels);
+    // SAFETY: the caller's contract.
+    unsafe { step.scatter(k, pixels, out) };
+}
+
+/// One plane's pixels inside a border of zeros, rows `width` apart: pixel `(y, x)` of the plane
+/// at row `y + top`, column `x + left`. Only the plane's own pixels are ever written, so the
+/// border stays zero from one plane to the next of the same shape.
+struct Padded {
+    values: Vec<f32>,
+    width: usize,
+    top: usize,
+    left: usize,
+}
+
+impl Padded {
+    /// `[rows, width]` zeros, planes to be placed at `[top, left]`.
+    fn new([rows, width]: [usize; 2], [top, left]: [usize; 2]) -> Self {
+        Self {
+            values: vec![0.0; rows * width],
+            width,
+            top,
+            left,
+        }
+    }
+
+    /// Copies rows `ys` of `plane` (`w` pixels a row) into place.
+    #[inline(always)]
+    fn copy_rows(&mut self, plane: &[f32], w: usize, ys: Range<usize>) {
+        for y in ys {
+            let at = (y + self.top) * self.width + self.left;
+            self.values[at..at + w].copy_from_slice(&plane[y * w..][..w]);
+        }
+    }
+
+    /// Row `r`, border included.
+    #[inline(always)]
+    fn row(&self, r: usize) -> &[f32] {
+        &self.values[r * self.width..][..self.width]
     }
 }
 
@@ -877,9 +993,10 @@ impl Step<'_> {
 /// `source(i · from + j)` gives the lanes of `X[i][j]`. First down the columns into `half`
 /// (`T X` transposed: `[j · to + i][tiles]`, so that each step writes consecutive rows), then
 /// across into `dst` (`[i · to + j][tiles]`).
+#[inline(always)]
 fn separable<'a>(
     variant: Variant,
-    apply: fn(Variant, &Rows, &mut RowsMut),
+    apply: impl Fn(Variant, &Rows, &mut RowsMut),
     [from, to]: [usize; 2],
     tiles: usize,
     source: impl Fn(usize) -> &'a [f32],
@@ -1064,9 +1181,19 @@ mod tests {
                 assert!(chunks.len() >= threads * CHUNKS_PER_THREAD);
             }
         }
-        let origins = tiling.origins(9..12);
-        let seen: Vec<_> = origins.iter().map(|o| (o.image, o.y, o.x)).collect();
-        assert_eq!(seen, [(0, 8, 2), (1, 0, 0), (1, 0, 2)]);
+        let row = |first, len, image, y, x| TileRow {
+            first,
+            len,
+            image,
+            y,
+            x,
+        };
+        // Tiles 9 .. 13: the last of image 0, then image 1's first row and the start of its
+        // second.
+        assert_eq!(
+            tiling.tile_rows(9..13),
+            [row(0, 1, 0, 8, 2), row(1, 2, 1, 0, 0), row(3, 1, 1, 2, 0)]
+        );
     }
 
     #[test]
