@@ -143,6 +143,30 @@ impl Variant {
     }
 }
 
+/// One of a variant's 1-D transforms, for [`separable`].
+#[derive(Clone, Copy)]
+enum Transform {
+    /// [`Variant::input_1d`].
+    Input,
+    /// [`Variant::output_1d`].
+    Output,
+    /// [`Variant::gradient_1d`].
+    Gradient,
+}
+
+impl Variant {
+    /// `transform` of the lanes of `rows` into `out`. Every step inlined, so that the transform
+    /// is compiled for the vectors of the kernel calling it.
+    #[inline(always)]
+    fn transform_1d(self, transform: Transform, rows: &Rows, out: &mut RowsMut) {
+        match transform {
+            Transform::Input => self.input_1d(rows, out),
+            Transform::Output => self.output_1d(rows, out),
+            Transform::Gradient => self.gradient_1d(rows, out),
+        }
+    }
+}
+
 /// Up to [`MAX_N`] rows of lanes, read; rows past a variant's `n` are empty.
 type Rows<'a> = [&'a [f32]; MAX_N];
 /// Up to [`MAX_N`] rows of lanes, written.
@@ -786,7 +810,7 @@ impl Step<'_> {
         let source = |r: usize| row(d, r, tiles);
         separable(
             self.variant,
-            Variant::input_1d,
+            Transform::Input,
             [n, n],
             tiles,
             source,
@@ -859,7 +883,7 @@ impl Step<'_> {
         let source = |xi: usize| &products[(xi * c_out + k) * tiles..][..tiles];
         separable(
             self.variant,
-            Variant::output_1d,
+            Transform::Output,
             [n, m],
             tiles,
             source,
@@ -989,14 +1013,14 @@ impl Padded {
 }
 
 /// The 2-D transform `T X Tᵀ` of a `from x from` tile `X` into a `to x to` one, for every tile
-/// at once: `apply` computes `T x` of each lane of `from` rows (a variant's 1-D transform), and
+/// at once: `transform` is a variant's 1-D transform `T x` over the lanes of `from` rows, and
 /// `source(i · from + j)` gives the lanes of `X[i][j]`. First down the columns into `half`
 /// (`T X` transposed: `[j · to + i][tiles]`, so that each step writes consecutive rows), then
 /// across into `dst` (`[i · to + j][tiles]`).
 #[inline(always)]
 fn separable<'a>(
     variant: Variant,
-    apply: impl Fn(Variant, &Rows, &mut RowsMut),
+    transform: Transform,
     [from, to]: [usize; 2],
     tiles: usize,
     source: impl Fn(usize) -> &'a [f32],
@@ -1006,7 +1030,7 @@ fn separable<'a>(
     for (j, out) in half.chunks_exact_mut(to * tiles).take(from).enumerate() {
         let column: Rows =
             std::array::from_fn(|i| if i < from { source(i * from + j) } else { &[] });
-        apply(variant, &column, &mut rows_mut(out, tiles));
+        variant.transform_1d(transform, &column, &mut rows_mut(out, tiles));
     }
     let half: &[f32] = half;
     for (i, out) in dst.chunks_exact_mut(to * tiles).take(to).enumerate() {
@@ -1017,7 +1041,7 @@ fn separable<'a>(
                 &[]
             }
         });
-        apply(variant, &across, &mut rows_mut(out, tiles));
+        variant.transform_1d(transform, &across, &mut rows_mut(out, tiles));
     }
 }
 

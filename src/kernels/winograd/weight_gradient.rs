@@ -14,7 +14,7 @@ use std::cell::Cell;
 
 use rayon::prelude::*;
 
-use super::{MAX_N, Padded, Step, Tiling, Variant, row, separable};
+use super::{MAX_N, Padded, Step, Tiling, Transform, Variant, row, separable};
 use crate::kernels::fma::{MulAdd, with_fma};
 use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::matmul::{Operand, Threads, matmul};
@@ -120,7 +120,7 @@ impl Step<'_> {
         let source = |r: usize| row(pixels, r, tiles);
         separable(
             self.variant,
-            Variant::gradient_1d,
+            Transform::Gradient,
             [m, n],
             tiles,
             source,
