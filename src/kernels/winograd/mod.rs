@@ -731,92 +731,90 @@ impl Step<'_> {
 
     /// Fills `v` (`[c_in][ξ][tiles]`) with `Bᵀ d B` for every input tile `d` of the chunk;
     /// input outside the image (the padding, and past the edge of a last partial tile) is
-    /// zero. Each channel in turn: its tiles gathered as `n²` rows over the chunk's tiles,
-    /// then combined along the tiles' rows and columns, every step a loop over the tiles on
-    /// contiguous values, which the compiler vectorises.
+    /// zero.
     fn transform_input(&self, x: &[f32], v: &mut Vec<f32>) {
-        let block = self.variant.positions() * self.tiles();
-        v.resize(self.g.in_channels * block, 0.0);
+        let source = TileSource {
+            planes: x,
+            channels: self.g.in_channels,
+            size: self.g.in_size,
+            side: self.variant.n(),
+            padding: self.g.padding,
+            transform: Transform::Input,
+        };
+        self.transform_tiles(source, v);
+    }
+
+    /// Fills `dst` (`[channels][ξ][tiles]`) with the `n x n` transforms of `source`'s tiles
+    /// of the chunk. Each channel in turn (spread over the threads in a parallel step): its
+    /// tiles gathered as `side²` rows over the chunk's tiles, then combined along the tiles'
+    /// rows and columns, every step a loop over the tiles on contiguous values, which the
+    /// compiler vectorises.
+    fn transform_tiles(&self, source: TileSource<'_>, dst: &mut Vec<f32>) {
+        let (n, side, tiles) = (self.variant.n(), source.side, self.tiles());
+        let block = n * n * tiles;
+        dst.resize(source.channels * block, 0.0);
         let one = |(tile, half, padded): &mut Work, (c, dst): (usize, &mut [f32])| {
-            transform_input_channel(self, x, c, [tile, half], padded, dst);
+            transform_tiles_channel(self, source, c, [tile, half], padded, dst);
         };
         type Work = (Vec<f32>, Vec<f32>, Padded);
         let work = || {
+            let padded = self.padded(side, source.padding);
             (
-                vec![0.0f32; block],
-                vec![0.0f32; block],
-                self.padded_input(),
+                vec![0.0f32; side * side * tiles],
+                vec![0.0f32; side * n * tiles],
+                padded,
             )
         };
         if self.parallel {
-            v.par_chunks_mut(block)
+            dst.par_chunks_mut(block)
                 .enumerate()
                 .for_each_init(work, |work, item| one(work, item));
         } else {
             let mut work = work();
-            v.chunks_mut(block)
+            dst.chunks_mut(block)
                 .enumerate()
                 .for_each(|item| one(&mut work, item));
         }
     }
 
-    /// A zero-bordered plane for [`Step::gather`]: the input with its padding, and room for the
-    /// last tiles past the edge and the next tile's overlap.
-    fn padded_input(&self) -> Padded {
-        let (n, m) = (self.variant.n(), self.variant.m());
+    /// A zero-bordered plane for [`Step::gather`] of tiles of `side` pixels, planes placed
+    /// `padding` in: room for the last tiles past the edge, and for one tile more along a row
+    /// (the overlap's deinterleave reads whole arrays of `m` pixels).
+    fn padded(&self, side: usize, padding: [usize; 2]) -> Padded {
+        let m = self.variant.m();
         let [rows, cols] = self.grid;
-        Padded::new(
-            [rows * m + n - m, (cols + 1) * m],
-            [self.g.padding[0], self.g.padding[1]],
-        )
+        Padded::new([rows * m + side - m, (cols + 1) * m], padding)
     }
 
-    /// `d[i · n + j][tile]`: the input pixel at row `i`, column `j` of each tile of channel `c`
-    /// (zero in the padding and past the input's edge). The input rows under the chunk's tiles
-    /// of each image are copied into `padded` first; there a tile's row `i` starts `m` pixels
+    /// `d[i · side + j][tile]`: the pixel at row `i`, column `j` of each tile of channel `c` of
+    /// `source` (zero in the padding and past the edge). The rows under the chunk's tiles of
+    /// each image are copied into `padded` first; there a tile's row `i` starts `m` pixels
     /// after the one before, so a row of tiles' row `i` is deinterleaved into the first `m`
-    /// positions, and from one tile on into the last `n - m` (the overlap with the next tile).
+    /// positions, and from one tile on into the last `side - m` (the overlap with the next
+    /// tile, for input tiles).
     #[inline(always)]
-    fn gather(&self, x: &[f32], c: usize, d: &mut [f32], padded: &mut Padded) {
-        let (g, n, m, tiles) = (self.g, self.variant.n(), self.variant.m(), self.tiles());
-        let [h, w] = g.in_size;
-        let pad_y = g.padding[0];
+    fn gather(&self, source: TileSource<'_>, c: usize, d: &mut [f32], padded: &mut Padded) {
+        let (m, side, tiles) = (self.variant.m(), source.side, self.tiles());
+        let [h, w] = source.size;
         for image in self.rows.chunk_by(|a, b| a.image == b.image) {
-            let plane = &x[(image[0].image * g.in_channels + c) * h * w..][..h * w];
-            // The input rows under these tiles, in the padding's coordinates.
-            let (first, last) = (image[0].y, image[image.len() - 1].y + n);
+            let plane = &source.planes[(image[0].image * source.channels + c) * h * w..][..h * w];
             padded.copy_rows(
                 plane,
-                w,
-                first.saturating_sub(pad_y)..last.saturating_sub(pad_y).min(h),
+                source.size,
+                image[0].y..image[image.len() - 1].y + side,
             );
             for run in image {
-                for i in 0..n {
+                for i in 0..side {
                     let src = &padded.row(run.y + i)[run.x..][..(run.len + 1) * m];
-                    let dst = &mut d[i * n * tiles + run.first..];
+                    let dst = &mut d[i * side * tiles + run.first..];
                     strided::deinterleave(src, m, m, run.len, dst, tiles);
-                    let overlap = &mut dst[m * tiles..];
-                    strided::deinterleave(&src[m..], m, n - m, run.len, overlap, tiles);
+                    if side > m {
+                        let overlap = &mut dst[m * tiles..];
+                        strided::deinterleave(&src[m..], m, side - m, run.len, overlap, tiles);
+                    }
                 }
             }
         }
-    }
-
-    /// `Bᵀ d B` of the gathered tiles `d` into `v` (`[ξ][tiles]`), through `half` (`Bᵀ d`,
-    /// transposed: `[j · n + i][tiles]`, so that each step writes consecutive rows).
-    #[inline(always)]
-    fn combine_input(&self, d: &[f32], half: &mut [f32], v: &mut [f32]) {
-        let (n, tiles) = (self.variant.n(), self.tiles());
-        let source = |r: usize| row(d, r, tiles);
-        separable(
-            self.variant,
-            Transform::Input,
-            [n, n],
-            tiles,
-            source,
-            half,
-            v,
-        );
     }
 
     /// The `n²` products `M_ξ[c_out, tiles] = U_ξ[c_out, c_in] · V_ξ[c_in, tiles]` into
@@ -918,36 +916,62 @@ impl Step<'_> {
     }
 }
 
+/// What [`Step::transform_tiles`] reads and how it transforms it: the `side x side` tiles of
+/// `planes` (`[batch, channels, h, w]`, `size = [h, w]`, read `padding` before the tiles'
+/// output origins), taken to `n x n` by `transform`. The input's tiles (`side = n`,
+/// [`Transform::Input`]) and the output gradient's (`side = m`, [`Transform::Gradient`]).
+#[derive(Clone, Copy)]
+struct TileSource<'a> {
+    planes: &'a [f32],
+    channels: usize,
+    size: [usize; 2],
+    side: usize,
+    padding: [usize; 2],
+    transform: Transform,
+}
+
 with_fma! {
-    /// Channel `c` of [`Step::transform_input`]: its tiles gathered into `tile` (through
-    /// `padded`), then `Bᵀ d B` into `dst` through `half`. (Compiled for AVX2 where the CPU has it, for the wider
-    /// vectors: the transforms do not fuse their multiply-adds, so both builds round alike.)
-    fn transform_input_channel(
+    /// Channel `c` of [`Step::transform_tiles`]: its tiles gathered into `tile` (through
+    /// `padded`), then transformed into `dst` through `half`. (Compiled for AVX2 where the CPU
+    /// has it, for the wider vectors: the transforms do not fuse their multiply-adds, so both
+    /// builds round alike.)
+    fn transform_tiles_channel(
         step: &Step<'_>,
-        x: &[f32],
+        source: TileSource<'_>,
         c: usize,
         work: [&mut [f32]; 2],
         padded: &mut Padded,
         dst: &mut [f32]
-    ) => transform_input_channel_with
+    ) => transform_tiles_channel_with
 }
 
 #[inline(always)]
-fn transform_input_channel_with<M: MulAdd>(
+fn transform_tiles_channel_with<M: MulAdd>(
     step: &Step<'_>,
-    x: &[f32],
+    source: TileSource<'_>,
     c: usize,
     [tile, half]: [&mut [f32]; 2],
     padded: &mut Padded,
     dst: &mut [f32],
 ) {
-    step.gather(x, c, tile, padded);
-    step.combine_input(tile, half, dst);
+    let tiles = step.tiles();
+    step.gather(source, c, tile, padded);
+    let rows = |r: usize| row(tile, r, tiles);
+    let sides = [source.side, step.variant.n()];
+    separable(
+        step.variant,
+        source.transform,
+        sides,
+        tiles,
+        rows,
+        half,
+        dst,
+    );
 }
 
 with_fma! {
     /// Output channel `k` of [`Step::transform_output`]: `Aᵀ M A` of its tiles into `pixels`
-    /// through `half`, then written into the output (AVX2 as [`transform_input_channel`]).
+    /// through `half`, then written into the output (AVX2 as [`transform_tiles_channel`]).
     ///
     /// # Safety
     /// As [`Step::scatter`].
@@ -996,10 +1020,10 @@ impl Padded {
         }
     }
 
-    /// Copies rows `ys` of `plane` (`w` pixels a row) into place.
+    /// Copies the rows of `plane` (`[h, w]`) that land in this one's rows `rows` into place.
     #[inline(always)]
-    fn copy_rows(&mut self, plane: &[f32], w: usize, ys: Range<usize>) {
-        for y in ys {
+    fn copy_rows(&mut self, plane: &[f32], [h, w]: [usize; 2], rows: Range<usize>) {
+        for y in rows.start.saturating_sub(self.top)..rows.end.saturating_sub(self.top).min(h) {
             let at = (y + self.top) * self.width + self.left;
             self.values[at..at + w].copy_from_slice(&plane[y * w..][..w]);
         }

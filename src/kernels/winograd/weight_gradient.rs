@@ -14,12 +14,11 @@ use std::cell::Cell;
 
 use rayon::prelude::*;
 
-use super::{MAX_N, Padded, Step, Tiling, Transform, Variant, row, separable};
+use super::{MAX_N, Step, TileSource, Tiling, Transform, Variant};
 use crate::kernels::fma::{MulAdd, with_fma};
 use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::matmul::{Operand, Threads, matmul};
 use crate::kernels::scratch;
-use crate::kernels::strided;
 
 /// The gradient of the weights (`[c_out, c_in, 3, 3]`) of the convolution `g` of `x`
 /// (`[batch, c_in, h, w]`), given its output gradient `grad` (`[batch, c_out, h_out, w_out]`),
@@ -66,67 +65,18 @@ thread_local! {
 
 impl Step<'_> {
     /// Fills `dm` (`[c_out][ξ][tiles]`) with `A dY Aᵀ` for the output gradient's tile `dY` of
-    /// each tile of the chunk (zero past the output's edge), channels spread over the threads.
+    /// each tile of the chunk (zero past the output's edge; the adjoint of the forward's
+    /// scatter).
     fn transform_gradient(&self, grad: &[f32], dm: &mut Vec<f32>) {
-        let (m, n, tiles) = (self.variant.m(), self.variant.n(), self.tiles());
-        let block = n * n * tiles;
-        dm.resize(self.g.out_channels * block, 0.0);
-        let work = || {
-            let [rows, cols] = self.grid;
-            let padded = Padded::new([rows * m, cols * m], [0, 0]);
-            (
-                vec![0.0f32; m * m * tiles],
-                vec![0.0f32; m * n * tiles],
-                padded,
-            )
+        let source = TileSource {
+            planes: grad,
+            channels: self.g.out_channels,
+            size: self.out,
+            side: self.variant.m(),
+            padding: [0, 0],
+            transform: Transform::Gradient,
         };
-        dm.par_chunks_mut(block).enumerate().for_each_init(
-            work,
-            |(pixels, half, padded), (k, dst)| {
-                transform_gradient_channel(self, grad, k, [pixels, half], padded, dst);
-            },
-        );
-    }
-
-    /// `pixels[i · m + j][tile]`: the output gradient at row `i`, column `j` of each tile of
-    /// channel `k`, zero past the output's edge (the adjoint of the forward's scatter). The
-    /// gradient's rows under the chunk's tiles of each image are copied into `padded` (zero
-    /// past the edge) first, and each row of tiles' row `i` deinterleaved into the `m`
-    /// positions.
-    #[inline(always)]
-    fn gather_gradient(&self, grad: &[f32], k: usize, pixels: &mut [f32], padded: &mut Padded) {
-        let (m, tiles) = (self.variant.m(), self.tiles());
-        let [h_out, w_out] = self.out;
-        let c_out = self.g.out_channels;
-        for image in self.rows.chunk_by(|a, b| a.image == b.image) {
-            let plane = &grad[(image[0].image * c_out + k) * h_out * w_out..][..h_out * w_out];
-            let (first, last) = (image[0].y, image[image.len() - 1].y + m);
-            padded.copy_rows(plane, w_out, first..last.min(h_out));
-            for run in image {
-                for i in 0..m {
-                    let src = &padded.row(run.y + i)[run.x..][..run.len * m];
-                    let dst = &mut pixels[i * m * tiles + run.first..];
-                    strided::deinterleave(src, m, m, run.len, dst, tiles);
-                }
-            }
-        }
-    }
-
-    /// `A P Aᵀ` of the gathered tiles `P` (`pixels`) into `dm` (`[ξ][tiles]`), through `half`
-    /// (`A P`, transposed: `[j · n + i][tiles]`, so that each step writes consecutive rows).
-    #[inline(always)]
-    fn combine_gradient(&self, pixels: &[f32], half: &mut [f32], dm: &mut [f32]) {
-        let (m, n, tiles) = (self.variant.m(), self.variant.n(), self.tiles());
-        let source = |r: usize| row(pixels, r, tiles);
-        separable(
-            self.variant,
-            Transform::Gradient,
-            [m, n],
-            tiles,
-            source,
-            half,
-            dm,
-        );
+        self.transform_tiles(source, dm);
     }
 
     /// `dU_ξ (+)= dM_ξ · V_ξᵀ` for each position `ξ`, the positions spread over the threads;
@@ -150,33 +100,6 @@ impl Step<'_> {
                 matmul(dst, c_in, lhs, rhs, [c_out, c_in, tiles], add, Threads::One);
             });
     }
-}
-
-with_fma! {
-    /// Output channel `k` of [`Step::transform_gradient`]: its tiles of the output gradient
-    /// gathered into `pixels`, then `A dY Aᵀ` into `dst` through `half` (AVX2 as
-    /// [`super::transform_input_channel`]).
-    fn transform_gradient_channel(
-        step: &Step<'_>,
-        grad: &[f32],
-        k: usize,
-        work: [&mut [f32]; 2],
-        padded: &mut Padded,
-        dst: &mut [f32]
-    ) => transform_gradient_channel_with
-}
-
-#[inline(always)]
-fn transform_gradient_channel_with<M: MulAdd>(
-    step: &Step<'_>,
-    grad: &[f32],
-    k: usize,
-    [pixels, half]: [&mut [f32]; 2],
-    padded: &mut Padded,
-    dst: &mut [f32],
-) {
-    step.gather_gradient(grad, k, pixels, padded);
-    step.combine_gradient(pixels, half, dst);
 }
 
 /// `dW[k][c] = Gᵀ dU[·][k][c] G` for every kernel, from `du` (`[ξ][c_out][c_in]`), as
