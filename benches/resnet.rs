@@ -37,7 +37,7 @@ fn resnet(c: &mut Criterion) {
             });
 
             let loss_fn = CrossEntropyLossConfig::new().init();
-            let mut optimizer = AdamConfig::new().init();
+            let mut optimizer = AdamConfig::new().init().unwrap();
             let mut model = Some(model.train());
             group.bench_function(format!("train_step_{batch}x{side}"), |b| {
                 b.iter(|| {

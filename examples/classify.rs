@@ -17,7 +17,7 @@ use std::time::Instant;
 use clap::Parser;
 
 use burn::tensor::{Tensor, TensorData, activation::softmax};
-use ferrovision::models::{Architecture, Model};
+use ferrovision::models::Architecture;
 
 const SIZE: usize = 224;
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -54,6 +54,10 @@ struct Args {
     /// `.pth` / `.safetensors` file of torchvision's (any architecture); random init without.
     #[arg(long)]
     weights: Option<String>,
+    /// Load a .pth whose pickle names Python globals that torch.load(weights_only=True)
+    /// refuses (it could run code in Python; ferrovision never runs it). Only for files you trust.
+    #[arg(long)]
+    trust_pickle: bool,
     #[command(flatten)]
     device: common::DeviceArg,
 }
@@ -67,7 +71,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let weights = match &args.weights {
         Some(value) => {
             let weights = common::Weights::parse(value, args.arch)?;
-            model = weights.load(model, Model::load_weights)?;
+            model = weights.load(model, common::load_model_weights(args.trust_pickle))?;
             Some(weights)
         }
         None => {

@@ -93,7 +93,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         Mode::Train => {
             let loss_fn = CrossEntropyLossConfig::new().init();
-            let mut optimizer = AdamConfig::new().init();
+            let mut optimizer = AdamConfig::new().init()?;
             let mut model = Some(model.train());
             common::timed(args.warmup, args.iters, || {
                 let current = model.take().expect("the model is put back after each step");

@@ -99,7 +99,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .iter()
                 .map(|(i, p)| serde_json::json!({"class": classes[*i], "index": i, "probability": p}))
                 .collect();
-            println!("{}", serde_json::json!({"image": path, "top": top}));
+            // Any file name, UTF-8 or not, with odd bytes escaped (`\xNN`).
+            let image = ferrovision::escaped_path(path);
+            println!("{}", serde_json::json!({"image": image, "top": top}));
         } else {
             println!("{}", path.display());
             for (i, p) in ranked {

@@ -4,8 +4,12 @@
 //! cargo run --release --example train                          # built-in shapes, CPU
 //! cargo run --release --example train -- --data ~/flowers --weights resnet18-f37072fd.pth \
 //!     --freeze-backbone --epochs 5
-//! cargo run --release --example train -- --resume --out runs/shapes
+//! cargo run --release --example train -- --resume                 # the newest runs/train*
 //! ```
+//!
+//! A run folder that holds a run is never overwritten: without `--out` each run gets a fresh
+//! `runs/train`, `runs/train-2`, ...; an `--out` that holds one needs `--resume` (continue it)
+//! or `--overwrite` (move it aside to `OUT.previous` and start afresh).
 
 mod common;
 
@@ -13,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use ferrovision::data::transforms::{Compose, Normalize, RandomHorizontalFlip, Resize, presets};
 use ferrovision::data::{
     DataLoader, DataLoaderConfig, OnError, ShapesConfig, train_val, write_shapes,
@@ -22,7 +26,10 @@ use ferrovision::models::{Architecture, EfficientNetConfig, MobileNetV3Config, M
 use ferrovision::optim::{
     AdamConfig, LrSchedule, Optimizer, SgdConfig, freeze, trainable_parameters,
 };
-use ferrovision::train::{Checkpoint, EvalTransform, ModelSpec, Trainer, TrainerConfig};
+use ferrovision::train::{
+    Checkpoint, EvalTransform, ModelSpec, Trainer, TrainerConfig, fresh_run_dir, latest_run_dir,
+    move_run_aside, run_contents,
+};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum OptimizerName {
@@ -73,11 +80,12 @@ struct Args {
     #[arg(long, default_value = "resnet18")]
     arch: Architecture,
     /// Epochs [default: 10; 15 for MobileNetV3 on the built-in dataset, trained from scratch].
-    #[arg(long)]
+    #[arg(long, value_parser = common::epochs)]
     epochs: Option<usize>,
     #[arg(long, default_value_t = 64, value_parser = common::batch_size)]
     batch_size: usize,
-    #[arg(long, default_value_t = 1e-3)]
+    /// Learning rate (a finite number >= 0).
+    #[arg(long, default_value_t = 1e-3, value_parser = common::learning_rate)]
     lr: f64,
     #[arg(long, value_enum, default_value = "adam")]
     optimizer: OptimizerName,
@@ -102,12 +110,21 @@ struct Args {
     /// What to do with an unreadable image.
     #[arg(long, value_enum, default_value = "fail")]
     on_error: ErrorPolicy,
-    /// Run folder (checkpoints, metrics.jsonl, pictures).
-    #[arg(long, default_value = "runs/train")]
-    out: PathBuf,
-    /// Continue the run in --out from its last checkpoint.
+    /// Run folder (checkpoints, metrics.jsonl, pictures) [default: the first of runs/train,
+    /// runs/train-2, ... that holds no run; with --resume, the last that holds one].
     #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// Start afresh in an --out that holds a run, after moving that run aside to
+    /// OUT.previous (OUT.previous-2, ...).
+    #[arg(long)]
+    overwrite: bool,
+    /// Load a .pth whose pickle names Python globals that torch.load(weights_only=True)
+    /// refuses (it could run code in Python; ferrovision never runs it). Only for files you trust.
+    #[arg(long)]
+    trust_pickle: bool,
 }
 
 /// `arch` with torchvision's init and `classes` outputs; the batch norms' momentum set where
@@ -145,9 +162,67 @@ fn main() -> std::process::ExitCode {
     common::main_with(run)
 }
 
+/// The run folder: `--out`, or a numbered one under `runs/` (the newest run's with
+/// `--resume`). A folder that holds a run is refused for a new run unless `--overwrite`, which
+/// moves it aside first; nothing is written before this check.
+fn run_folder(args: &Args) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let base = PathBuf::from("runs/train");
+    let Some(out) = &args.out else {
+        if args.resume {
+            return latest_run_dir(&base).ok_or_else(|| {
+                "--resume: no run under runs/train* to continue; pass --out RUN_FOLDER".into()
+            });
+        }
+        return Ok(fresh_run_dir(&base));
+    };
+    let found = run_contents(out);
+    if args.resume || found.is_empty() {
+        return Ok(out.clone());
+    }
+    if args.overwrite {
+        let aside = move_run_aside(out)?;
+        println!(
+            "overwrite: the run that was in {} is now in {}",
+            out.display(),
+            aside.display()
+        );
+        return Ok(out.clone());
+    }
+    Err(format!(
+        "--out {} already holds a run ({}); pass --resume to continue it, or --overwrite to move it aside and start afresh",
+        out.display(),
+        found.join(", ")
+    )
+    .into())
+}
+
+/// The input side: `--image-size`, else 224 on a user's images and 32 on the built-in dataset
+/// (96 for MobileNetV3, which halves its maps five times). One the architecture cannot take
+/// ends the program as a usage error (exit 2) naming the flag, before anything is written.
+fn image_size(args: &Args) -> u32 {
+    let size = args
+        .image_size
+        .unwrap_or(match (args.data.is_some(), args.arch) {
+            (true, _) => 224,
+            (false, Architecture::MobileNetV3(_)) => 96,
+            (false, _) => 32,
+        });
+    if let Err(e) = args.arch.check_image_size(size) {
+        Args::command()
+            .error(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--image-size {size}: {e}"),
+            )
+            .exit();
+    }
+    size
+}
+
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let started = Instant::now();
+    let size = image_size(&args);
+    let out = run_folder(&args)?;
     let device = ferrovision::device::by_name(&args.device)?;
     println!("device: {}", ferrovision::device::describe(&device));
     args.precision.check(&device)?;
@@ -156,7 +231,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let data_root = match &args.data {
         Some(root) => root.clone(),
         None => {
-            let root = args.out.join("shapes");
+            let root = out.join("shapes");
             if !root.join("val").is_dir() {
                 println!(
                     "data: drawing the built-in shapes dataset into {}",
@@ -183,11 +258,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         val_set.len()
     );
 
-    let size = args.image_size.unwrap_or(match (built_in, args.arch) {
-        (false, _) => 224,
-        (true, Architecture::MobileNetV3(_)) => 96,
-        (true, _) => 32,
-    });
     let (train_tf, eval_transform) = if built_in {
         // The shapes are drawn at random places, sizes and angles already; cropping could cut
         // a shape's telling corner off, so only flips are added.
@@ -231,7 +301,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     train_device.seed(args.seed);
     let mut model = build_model(spec.arch, classes.len(), args.bn_momentum, &train_device)?;
     if let Some(weights) = &args.weights {
-        model = common::Weights::parse(weights, spec.arch)?.load(model, Model::load_weights)?;
+        model = common::Weights::parse(weights, spec.arch)?
+            .load(model, common::load_model_weights(args.trust_pickle))?;
     }
     if args.freeze_backbone {
         let head = model.head_prefix();
@@ -245,8 +316,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let mut optimizer: Optimizer = match args.optimizer {
-        OptimizerName::Adam => AdamConfig::new().with_lr(args.lr).init(),
-        OptimizerName::Sgd => SgdConfig::new(args.lr).with_momentum(0.9).init(),
+        OptimizerName::Adam => AdamConfig::new().with_lr(args.lr).init()?,
+        OptimizerName::Sgd => SgdConfig::new(args.lr).with_momentum(0.9).init()?,
     };
     let from_scratch_mobilenet =
         built_in && args.weights.is_none() && matches!(args.arch, Architecture::MobileNetV3(_));
@@ -262,7 +333,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         },
         Schedule::OneCycle => LrSchedule::one_cycle(total_steps),
     };
-    let mut config = TrainerConfig::new(epochs, &args.out);
+    let mut config = TrainerConfig::new(epochs, &out);
     config.schedule = schedule;
     config.seed = args.seed;
     config.precision = args.precision;
@@ -271,7 +342,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "arch": args.arch.to_string(),
         "image_size": size,
         "eval_transform": eval_transform,
-        "data": data_root,
+        "data": ferrovision::escaped_path(&data_root),
         "batch_size": args.batch_size,
         "weights": args.weights,
         "freeze_backbone": args.freeze_backbone,
@@ -284,7 +355,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     })?;
 
     let resume = if args.resume {
-        let path = args.out.join("last.safetensors");
+        let path = out.join("last.safetensors");
         let checkpoint = Checkpoint::load(&path)?;
         println!(
             "resume: {} (epoch {}, batch {})",
@@ -292,13 +363,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             checkpoint.meta.position.epoch,
             checkpoint.meta.position.batch
         );
+        if checkpoint.meta.position.epoch >= epochs {
+            println!(
+                "resume: the run has trained {} epochs already, --epochs asks for {epochs}: nothing to train",
+                checkpoint.meta.position.epoch
+            );
+        }
         Some(checkpoint)
     } else {
         None
     };
     let outcome = trainer.fit(model, &mut optimizer, &train, Some(&val), resume)?;
     if outcome.interrupted {
-        println!("stopped; resume with --resume --out {}", args.out.display());
+        println!("stopped; resume with --resume --out {}", out.display());
         return Ok(());
     }
     if let Some(best) = outcome.best() {

@@ -97,7 +97,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             .load(model, ResNet::load_weights)?;
     }
     let criterion = CrossEntropyLossConfig::new().init();
-    let mut optimizer = AdamConfig::new().with_lr(1e-3).init();
+    let mut optimizer = AdamConfig::new().with_lr(1e-3).init()?;
 
     for epoch in 0..args.epochs {
         model = model.train();

@@ -3,6 +3,11 @@ library only: no torch needed, the file is built the way torch.save lays it out)
 
     python3 scripts/make_hostile.py
 
+os_system.pth is a state dict of one 2-element float tensor (`weight`, values 1.5 and -2.0)
+plus an entry whose pickle calls `os.system("echo pwned")` when Python unpickles it (pickled
+as the global `posix.system`): `torch.load(weights_only=True)` refuses it, and so must we
+unless told to trust it.
+
 stride0.pth is what `torch.save({"weight": torch.zeros(1).expand(2_600_000_000)}, f)` writes:
 one stored float and a view declaring 2.6 billion elements with stride 0. A reader that
 materialises views before checking anything allocates 10.4 GB for it.
@@ -81,6 +86,13 @@ def write_pth(path, state, storages):
         zf.writestr(f"{name}/version", "3\n")
 
 
+class RunsCode:
+    """Unpickles to `os.system("echo pwned")`."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     one = Storage("0", 1)
@@ -88,6 +100,15 @@ if __name__ == "__main__":
         os.path.join(OUT, "stride0.pth"),
         {"weight": View(one, (2_600_000_000,), (0,))},
         {"0": b"\x00\x00\x00\x00"},
+    )
+    import struct
+
+    write_pth(
+        os.path.join(OUT, "os_system.pth"),
+        collections.OrderedDict(
+            [("weight", View(Storage("0", 2), (2,), (1,))), ("evil", RunsCode())]
+        ),
+        {"0": struct.pack("<2f", 1.5, -2.0)},
     )
     for name in sorted(os.listdir(OUT)):
         print(f"{name}: {os.path.getsize(os.path.join(OUT, name))} bytes")

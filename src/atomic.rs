@@ -8,11 +8,10 @@ use crate::{Error, Result};
 /// The name `path` is built under before it is renamed into place: a hidden sibling marked with
 /// this process's id (`.name.tmp-PID`), so two processes never share one.
 pub(crate) fn temporary_beside(path: &Path) -> PathBuf {
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()))
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".tmp-{}", std::process::id()));
+    path.with_file_name(name)
 }
 
 /// Opens `path` for reading and writing, creating it empty when missing and keeping what it

@@ -290,19 +290,30 @@ pub enum Error {
         /// The budget.
         budget: u64,
     },
-    /// A resume checkpoint written by a run with other settings than this one.
+    /// A resume checkpoint written by a run with other settings than this one: every
+    /// setting that differs is listed.
     #[error(
-        "cannot resume from `{path}`: its {what} is {checkpoint}, this run's is {current}; resume with the same settings, or start afresh in a new run folder (without --resume)"
+        "cannot resume from `{}`: {}; resume with the same settings, or start afresh in a new run folder",
+        path.display(),
+        differences.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
     ResumeMismatch {
         /// The checkpoint.
         path: PathBuf,
-        /// What differs: "classes", "seed", "batch size", "optimizer", "training images".
-        what: &'static str,
-        /// The checkpoint's value.
-        checkpoint: String,
-        /// This run's value.
-        current: String,
+        /// Each setting that differs (at least one).
+        differences: Vec<SettingDifference>,
+    },
+    /// A new run was started in a run folder that holds a run (checkpoints or recorded epochs):
+    /// it is never overwritten silently.
+    #[error(
+        "run folder `{}` already holds a run ({found}); resume it (pass its checkpoint to `Trainer::fit`), choose another folder, or set `TrainerConfig::overwrite` to move it aside first",
+        run_dir.display()
+    )]
+    RunExists {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// What it holds, e.g. `last.safetensors, metrics.jsonl`.
+        found: String,
     },
     /// Another process holds the run folder's lock (`.lock`).
     #[error(
@@ -366,6 +377,57 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
+    /// An input side smaller than an architecture can take (see
+    /// [`Architecture::min_image_size`](crate::models::Architecture::min_image_size)).
+    #[error("{arch} needs images of at least {min} x {min} pixels, got {image_size}")]
+    ImageTooSmall {
+        /// The architecture's name.
+        arch: String,
+        /// The side asked for.
+        image_size: u32,
+        /// The smallest side it runs at.
+        min: u32,
+    },
+    /// A configuration value that cannot work (a negative or NaN learning rate, a beta outside
+    /// `[0, 1)`, ...), named by its config and field.
+    #[error("{config}: `{field}` is {value}; expected {expected}")]
+    InvalidConfig {
+        /// The configuration type, e.g. `AdamConfig`.
+        config: &'static str,
+        /// The field, e.g. `lr`.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What it must be, e.g. "a finite number >= 0".
+        expected: String,
+    },
+    /// A `.pth` file whose pickle names a Python global outside what PyTorch's
+    /// `torch.load(weights_only=True)` allows (tensor rebuilds, storages, `OrderedDict`, dtypes):
+    /// such a file can run code in Python. Nothing of it is loaded.
+    #[error(
+        "`{}` names the Python global `{global}`, which a weights-only load does not allow (it could run code when loaded in Python); load it only if you trust its source (`LoadOptions::allow_unsafe_globals`)",
+        path.display()
+    )]
+    UnsafePickle {
+        /// The file.
+        path: PathBuf,
+        /// The global, as `module.name`.
+        global: String,
+    },
+    /// An epoch found no image it could train on (every file skipped as unreadable, under
+    /// [`OnError::Skip`](crate::data::OnError::Skip)); nothing of it was saved.
+    #[error(
+        "epoch {epoch} had no readable training image in `{}`: {} skipped{}",
+        root.display(), skipped.len(), list_paths(skipped)
+    )]
+    NoTrainingData {
+        /// The epoch, counted from 1.
+        epoch: usize,
+        /// The training set's root folder.
+        root: PathBuf,
+        /// The files skipped as unreadable.
+        skipped: Vec<PathBuf>,
+    },
     /// A picture (learning curve, confusion matrix) could not be drawn or encoded.
     #[error("cannot draw the picture `{picture}`: {problem}")]
     Picture {
@@ -374,6 +436,41 @@ pub enum Error {
         /// What the drawing or encoding library said.
         problem: String,
     },
+}
+
+/// One setting of a run that a resume would change (see [`Error::ResumeMismatch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingDifference {
+    /// The setting: "classes", "seed", "batch size", "optimizer", "model", "transform", ...
+    pub what: &'static str,
+    /// The checkpoint's value.
+    pub checkpoint: String,
+    /// This run's value.
+    pub current: String,
+}
+
+impl std::fmt::Display for SettingDifference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "its {} is {}, this run's is {}",
+            self.what, self.checkpoint, self.current
+        )
+    }
+}
+
+/// The first few of `paths`, for a message.
+fn list_paths(paths: &[PathBuf]) -> String {
+    const SHOWN: usize = 5;
+    let mut text: String = paths
+        .iter()
+        .take(SHOWN)
+        .map(|p| format!("\n  {}", p.display()))
+        .collect();
+    if paths.len() > SHOWN {
+        text += &format!("\n  and {} more", paths.len() - SHOWN);
+    }
+    text
 }
 
 fn describe(missing: &[String], unexpected: &[String], mismatched: &[ShapeMismatch]) -> String {

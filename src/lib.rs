@@ -51,16 +51,19 @@ mod atomic;
 pub mod data;
 pub mod device;
 mod error;
+mod files;
 mod kernels;
 pub mod models;
 pub mod nn;
 pub mod optim;
+mod paths;
 mod precision;
 pub mod train;
 pub mod weights;
 
 pub use burn;
-pub use error::{Error, Result, ShapeMismatch};
+pub use error::{Error, Result, SettingDifference, ShapeMismatch};
+pub use paths::escaped_path;
 pub use precision::Precision;
 
 /// The README's code blocks, compiled as doctests (its Quick start must build for a user).

@@ -180,6 +180,7 @@ fn read(reader: Reader, path: &Path) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             AdamConfig::new()
                 .init()
+                .unwrap()
                 .load_state_dict(&checkpoint.optimizer, &linear)
                 .map_err(|e| e.to_string())
         }

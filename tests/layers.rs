@@ -543,7 +543,7 @@ fn inference_convolutions_follow_their_weights_when_they_change() {
         // Training on the autodiff device, evaluating the plain model between steps.
         let train = device.autodiff();
         let mut conv = config.init(&train);
-        let mut optimizer = AdamConfig::new().with_lr(0.1).init();
+        let mut optimizer = AdamConfig::new().with_lr(0.1).init().unwrap();
         let x_train = Tensor::<4>::from_data(x.to_data(), &train);
         for step in 0..3 {
             check(&format!("before Adam step {step}"), &conv.valid());

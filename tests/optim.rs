@@ -53,13 +53,14 @@ fn check(g: &Golden, label: &str, actual: Tensor<1>, key: &str) {
 fn optimizers_match_torch_optim() {
     let g = Golden::open("optim");
     let cases: Vec<(&str, fn() -> Optimizer)> = vec![
-        ("sgd", || SgdConfig::new(0.1).init()),
+        ("sgd", || SgdConfig::new(0.1).init().unwrap()),
         ("sgd_momentum", || {
             SgdConfig::new(0.1)
                 .with_momentum(0.9)
                 .with_dampening(0.1)
                 .with_weight_decay(0.01)
                 .init()
+                .unwrap()
         }),
         ("sgd_nesterov", || {
             SgdConfig::new(0.05)
@@ -67,8 +68,9 @@ fn optimizers_match_torch_optim() {
                 .with_nesterov(true)
                 .with_weight_decay(1e-3)
                 .init()
+                .unwrap()
         }),
-        ("adam", || AdamConfig::new().init()),
+        ("adam", || AdamConfig::new().init().unwrap()),
         ("adam_l2_amsgrad", || {
             AdamConfig::new()
                 .with_lr(1e-2)
@@ -76,31 +78,36 @@ fn optimizers_match_torch_optim() {
                 .with_weight_decay(0.1)
                 .with_amsgrad(true)
                 .init()
+                .unwrap()
         }),
-        ("adamw", || AdamWConfig::new().with_lr(1e-2).init()),
+        ("adamw", || AdamWConfig::new().with_lr(1e-2).init().unwrap()),
         ("adamw_amsgrad", || {
             AdamWConfig::new()
                 .with_lr(1e-2)
                 .with_weight_decay(0.1)
                 .with_amsgrad(true)
                 .init()
+                .unwrap()
         }),
         ("adam_groups", || {
             AdamConfig::new()
                 .with_lr(1e-2)
                 .init()
+                .unwrap()
                 .with_group(ParamGroup::new("bias").with_lr(0.1).with_weight_decay(0.5))
         }),
         ("sgd_clip_norm", || {
             SgdConfig::new(0.1)
                 .with_momentum(0.9)
                 .init()
+                .unwrap()
                 .with_grad_clip(GradClip::Norm(0.5))
         }),
         ("adam_clip_value", || {
             AdamConfig::new()
                 .with_lr(1e-2)
                 .init()
+                .unwrap()
                 .with_grad_clip(GradClip::Value(0.3))
         }),
     ];
@@ -225,7 +232,7 @@ fn frozen_parameters_do_not_move_and_get_no_state() {
     let g = Golden::open("optim");
     let device = ferrovision::device::ndarray().autodiff();
     let linear = freeze(start(&g, &device), |key| key == "weight");
-    let mut optimizer = AdamConfig::new().init();
+    let mut optimizer = AdamConfig::new().init().unwrap();
     let trained = train(&g, &device, linear, &mut optimizer);
     let before = g.tensor::<2>("optim.weight0", &device);
     assert!(
@@ -261,6 +268,7 @@ fn optimizer_state_rejects_unknown_keys() {
     );
     let err = SgdConfig::new(0.1)
         .init()
+        .unwrap()
         .load_state_dict(&dict, &linear)
         .unwrap_err();
     assert!(err.to_string().contains("weight.velocity"), "{err}");
@@ -286,12 +294,13 @@ fn optimizer_state_is_checked_against_the_parameters_and_the_rule() {
         );
         dict
     };
-    let mut adam = AdamConfig::new().init();
+    let mut adam = AdamConfig::new().init().unwrap();
     adam.load_state_dict(&adam_state(15), &linear).unwrap();
     assert_eq!(adam.steps_of("weight"), 3);
     // A state of a 4 x 5 layer for this 3 x 5 one.
     let err = AdamConfig::new()
         .init()
+        .unwrap()
         .load_state_dict(&adam_state(20), &linear)
         .unwrap_err();
     assert!(
@@ -303,6 +312,7 @@ fn optimizer_state_is_checked_against_the_parameters_and_the_rule() {
     let err = SgdConfig::new(0.1)
         .with_momentum(0.9)
         .init()
+        .unwrap()
         .load_state_dict(&adam_state(15), &linear)
         .unwrap_err();
     assert!(err.to_string().contains("weight.exp_avg"), "{err}");
@@ -314,6 +324,7 @@ fn optimizer_state_is_checked_against_the_parameters_and_the_rule() {
     );
     let err = SgdConfig::new(0.1)
         .init()
+        .unwrap()
         .load_state_dict(&dict, &linear)
         .unwrap_err();
     assert!(

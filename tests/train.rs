@@ -89,7 +89,7 @@ fn overfitting_one_batch_drives_the_loss_below_0_05() {
     let (train, _) = loaders(&root, 10, &device);
     let batch = train.epoch(0).next().unwrap().unwrap();
     let mut model = model(&device);
-    let mut optimizer = AdamConfig::new().init();
+    let mut optimizer = AdamConfig::new().init().unwrap();
     let loss_fn = CrossEntropyLossConfig::new().init();
     let mut losses = Vec::new();
     for _ in 0..40 {
@@ -116,7 +116,7 @@ fn a_short_run_writes_a_well_formed_run_folder() {
     let device = ferrovision::device::cpu();
     let (train, val) = loaders(&root, 8, &device);
     let run = dir.join("run");
-    let mut optimizer = AdamConfig::new().init();
+    let mut optimizer = AdamConfig::new().init().unwrap();
     let outcome = trainer(2, &run)
         .fit(model(&device), &mut optimizer, &train, Some(&val), None)
         .unwrap();
@@ -195,7 +195,7 @@ fn resume_gives_the_same_run_as_no_interruption() {
     // Independent copies of one initial model (a clone copies batch-norm running statistics).
     let initial = model(&device);
     let start = || initial.clone();
-    let sgd = || SgdConfig::new(0.05).with_momentum(0.9).init();
+    let sgd = || SgdConfig::new(0.05).with_momentum(0.9).init().unwrap();
 
     let straight = dir.join("straight");
     let mut optimizer = sgd();
@@ -275,7 +275,7 @@ fn a_stop_at_the_last_batch_resumes_to_the_same_run() {
     assert_eq!(train.len(), 1);
     let initial = model(&device);
     let start = || initial.clone();
-    let adam = || AdamConfig::new().with_lr(1e-3).init();
+    let adam = || AdamConfig::new().with_lr(1e-3).init().unwrap();
     let straight = dir.join("straight");
     let full = trainer(2, &straight)
         .fit(start(), &mut adam(), &train, Some(&val), None)
@@ -309,7 +309,7 @@ fn one_epoch_run(dir: &Path, device: &Device) -> (PathBuf, PathBuf, DataLoader) 
     let root = shapes(dir, 4, 1);
     let (train, val) = loaders(&root, 8, device);
     let run = dir.join("run");
-    let mut sgd = SgdConfig::new(0.01).init();
+    let mut sgd = SgdConfig::new(0.01).init().unwrap();
     trainer(1, &run)
         .fit(model(device), &mut sgd, &train, Some(&val), None)
         .unwrap();
@@ -327,40 +327,64 @@ fn a_resume_with_other_settings_is_refused() {
         |trainer: Trainer, optimizer: &mut ferrovision::optim::Optimizer, train: &DataLoader| {
             let checkpoint = Checkpoint::load(run.join("last.safetensors")).unwrap();
             match trainer.fit(model(&device), optimizer, train, None, Some(checkpoint)) {
-                Err(Error::ResumeMismatch { what, .. }) => what,
+                Err(Error::ResumeMismatch { differences, .. }) => {
+                    differences.iter().map(|d| d.what).collect::<Vec<_>>()
+                }
                 other => panic!(
                     "expected ResumeMismatch, got {:?}",
                     other.map(|o| o.history.len())
                 ),
             }
         };
-    let sgd = || SgdConfig::new(0.01).init();
+    let sgd = || SgdConfig::new(0.01).init().unwrap();
+    // Every difference is listed at once: Adam's class and its settings.
     assert_eq!(
-        resume(trainer(2, &run), &mut AdamConfig::new().init(), &train),
-        "optimizer"
+        resume(
+            trainer(2, &run),
+            &mut AdamConfig::new().init().unwrap(),
+            &train
+        ),
+        ["optimizer", "optimizer settings"]
+    );
+    assert_eq!(
+        resume(
+            trainer(2, &run),
+            &mut SgdConfig::new(0.02).init().unwrap(),
+            &train
+        ),
+        ["optimizer settings"]
+    );
+    let mut other_schedule = TrainerConfig::new(2, &run);
+    other_schedule.progress = ProgressStyle::Quiet;
+    assert_eq!(
+        resume(Trainer::new(other_schedule), &mut sgd(), &train),
+        ["learning-rate schedule"]
     );
     let mut seeded = TrainerConfig::new(2, &run);
     seeded.seed = 9;
     seeded.progress = ProgressStyle::Quiet;
-    assert_eq!(resume(Trainer::new(seeded), &mut sgd(), &train), "seed");
+    assert_eq!(
+        resume(Trainer::new(seeded), &mut sgd(), &train),
+        ["seed", "learning-rate schedule"]
+    );
     let (small_batches, _) = loaders(&root, 4, &device);
     assert_eq!(
         resume(trainer(2, &run), &mut sgd(), &small_batches),
-        "batch size"
+        ["batch size"]
     );
     std::fs::remove_dir_all(root.join("train/triangle")).unwrap();
     std::fs::remove_dir_all(root.join("val/triangle")).unwrap();
     let (four_classes, _) = loaders(&root, 8, &device);
     assert_eq!(
         resume(trainer(2, &run), &mut sgd(), &four_classes),
-        "classes"
+        ["classes", "training set size"]
     );
     let err = {
         let checkpoint = Checkpoint::load(run.join("last.safetensors")).unwrap();
         trainer(2, &run)
             .fit(
                 model(&device),
-                &mut AdamConfig::new().init(),
+                &mut AdamConfig::new().init().unwrap(),
                 &train,
                 None,
                 Some(checkpoint),
@@ -441,7 +465,7 @@ fn a_locked_run_folder_is_refused_at_once() {
     let err = trainer(1, &run)
         .fit(
             model(&device),
-            &mut SgdConfig::new(0.01).init(),
+            &mut SgdConfig::new(0.01).init().unwrap(),
             &train,
             None,
             None,
@@ -453,7 +477,7 @@ fn a_locked_run_folder_is_refused_at_once() {
     trainer(1, &run)
         .fit(
             model(&device),
-            &mut SgdConfig::new(0.01).init(),
+            &mut SgdConfig::new(0.01).init().unwrap(),
             &train,
             None,
             None,
@@ -616,7 +640,9 @@ fn a_nan_loss_stops_the_run_with_a_typed_error() {
     let device = ferrovision::device::cpu();
     let (train, val) = loaders(&root, 4, &device);
     let run = dir.join("run");
-    let mut optimizer = SgdConfig::new(f64::INFINITY).init();
+    // Finite (an infinite rate is refused), but past f32: the first step sends the weights to
+    // infinity.
+    let mut optimizer = SgdConfig::new(f64::MAX).init().unwrap();
     let err = trainer(2, &run)
         .fit(model(&device), &mut optimizer, &train, Some(&val), None)
         .unwrap_err();
@@ -698,7 +724,7 @@ fn a_last_batch_of_one_image_is_left_out_not_a_panic() {
     let device = ferrovision::device::cpu();
     let (train, _) = loaders(&root, 7, &device);
     assert_eq!(train.dataset().len(), 15);
-    let mut optimizer = AdamConfig::new().init();
+    let mut optimizer = AdamConfig::new().init().unwrap();
     let outcome = trainer(1, &dir.join("run"))
         .fit(model(&device), &mut optimizer, &train, None, None)
         .unwrap();
@@ -805,7 +831,7 @@ fn callbacks_see_every_batch_and_stop_early_and_the_loss_is_replaceable() {
         .with_callback(recorder)
         .fit(
             model(&device),
-            &mut AdamConfig::new().init(),
+            &mut AdamConfig::new().init().unwrap(),
             &train,
             Some(&val),
             None,
@@ -827,7 +853,7 @@ fn callbacks_see_every_batch_and_stop_early_and_the_loss_is_replaceable() {
         .with_loss(|logits, _labels| logits.sum().mul_scalar(0.0))
         .fit(
             start.clone(),
-            &mut AdamConfig::new().init(),
+            &mut AdamConfig::new().init().unwrap(),
             &train,
             None,
             None,
@@ -862,7 +888,7 @@ fn a_checkpoint_rebuilds_its_model_from_the_typed_spec() {
     let outcome = Trainer::new(config)
         .fit(
             model(&device),
-            &mut SgdConfig::new(0.01).init(),
+            &mut SgdConfig::new(0.01).init().unwrap(),
             &train,
             None,
             None,
@@ -1030,4 +1056,123 @@ fn confusion_matrix_renders_whole_labels_and_both_views() {
             .any(|t| t.starts_with("xxx") && t.ends_with('…') && t.len() < 40)
     );
     assert!(svg_texts(&counts.svg().unwrap()).iter().any(|t| t == "9"));
+}
+
+/// A new run never overwrites a folder that holds one: refused naming what it holds, or, with
+/// `overwrite`, the old run is moved aside whole first. Zero epochs is refused before anything.
+#[test]
+fn a_new_run_in_a_folder_that_holds_one_is_refused_or_moved_aside() {
+    let dir = common::temp_dir("run-exists");
+    let device = ferrovision::device::cpu();
+    let (_, run, train) = one_epoch_run(&dir, &device);
+    let metrics = std::fs::read(run.join("metrics.jsonl")).unwrap();
+    let last = std::fs::read(run.join("last.safetensors")).unwrap();
+    let sgd = || SgdConfig::new(0.01).init().unwrap();
+    let err = trainer(1, &run)
+        .fit(model(&device), &mut sgd(), &train, None, None)
+        .unwrap_err();
+    assert!(matches!(err, Error::RunExists { .. }), "{err:?}");
+    assert!(err.to_string().contains("metrics.jsonl"), "{err}");
+    assert_eq!(std::fs::read(run.join("metrics.jsonl")).unwrap(), metrics);
+    assert_eq!(std::fs::read(run.join("last.safetensors")).unwrap(), last);
+
+    let err = trainer(0, &dir.join("zero"))
+        .fit(model(&device), &mut sgd(), &train, None, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("epochs` is 0"), "{err}");
+    assert!(!dir.join("zero").exists());
+
+    let mut config = TrainerConfig::new(1, &run);
+    config.progress = ProgressStyle::Quiet;
+    config.overwrite = true;
+    Trainer::new(config)
+        .fit(model(&device), &mut sgd(), &train, None, None)
+        .unwrap();
+    let aside = dir.join("run.previous");
+    assert_eq!(std::fs::read(aside.join("metrics.jsonl")).unwrap(), metrics);
+    assert_eq!(std::fs::read(aside.join("last.safetensors")).unwrap(), last);
+    assert!(run.join("last.safetensors").exists());
+}
+
+mod checkpoint_fields {
+    use super::*;
+    use ferrovision::nn::LinearConfig;
+    use proptest::prelude::*;
+
+    /// A JSON value for a field: a valid one, a number of any size or sign, or another type.
+    fn value() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u32>().prop_map(serde_json::Value::from),
+            (0u32..80).prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|v| serde_json::json!(v)),
+            prop::sample::select(vec![
+                "resnet18",
+                "mobilenet_v3_small",
+                "convnext_tiny",
+                "efficientnet_b0",
+                "vgg",
+                "resize",
+                "center_crop",
+                "",
+                "a",
+            ])
+            .prop_map(serde_json::Value::from),
+            prop::collection::vec(prop::sample::select(vec!["a", "b", "", "a"]), 0..4)
+                .prop_map(|v| serde_json::json!(v)),
+            Just(serde_json::Value::Null),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Random values in a checkpoint's metadata fields: loading and rebuilding the model
+        /// either works or is a typed error, never a panic inside Burn or ours.
+        #[test]
+        fn random_metadata_is_a_typed_error_or_a_model(
+            fields in prop::collection::vec(value(), 9),
+            keep in prop::collection::vec(any::<bool>(), 9),
+        ) {
+            let mut meta = serde_json::json!({
+                "position": {"epoch": 1, "batch": 0, "step": 1, "seed": 0, "best_accuracy": 0.5},
+                "classes": ["a", "b"],
+                "config": {},
+                "model": {"arch": "resnet18", "num_classes": 2, "image_size": 32,
+                          "eval_transform": "resize"},
+                "history": [],
+            });
+            let paths: [&[&str]; 9] = [
+                &["classes"], &["model", "arch"], &["model", "num_classes"],
+                &["model", "image_size"], &["model", "eval_transform"], &["position", "epoch"],
+                &["position", "batch"], &["position", "best_accuracy"], &["history"],
+            ];
+            for ((path, value), keep) in paths.iter().zip(fields).zip(keep) {
+                if !keep {
+                    let mut slot = &mut meta;
+                    for key in *path {
+                        slot = &mut slot[*key];
+                    }
+                    *slot = value;
+                }
+            }
+            let dir = common::temp_dir("checkpoint-prop");
+            let path = dir.join("edited.safetensors");
+            let linear = LinearConfig::new(4, 2).init(&ferrovision::device::ndarray());
+            let mut dict = ferrovision::weights::StateDict::new();
+            dict.extend_prefixed("model.", state_dict(&linear));
+            dict.set_metadata("ferrovision.checkpoint", meta.to_string());
+            dict.save_safetensors(&path).unwrap();
+            let loaded = std::panic::catch_unwind(|| {
+                Checkpoint::load(&path).and_then(|c| c.model(&ferrovision::device::ndarray()))
+            });
+            match loaded {
+                Err(_) => prop_assert!(false, "panicked on {meta}"),
+                // A linear layer never fits the model: every outcome is a typed error.
+                Ok(Ok(_)) => prop_assert!(false, "loaded a linear layer as a model: {meta}"),
+                Ok(Err(Error::BadCheckpoint { .. } | Error::IncompatibleWeights { .. })) => {}
+                Ok(Err(other)) => prop_assert!(false, "{other:?} for {meta}"),
+            }
+        }
+    }
 }

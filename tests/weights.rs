@@ -317,3 +317,45 @@ fn a_zero_stride_view_is_refused_before_it_is_materialised() {
         ),
     }
 }
+
+/// A `.pth` whose pickle names `os.system` is refused naming the global, as
+/// `torch.load(weights_only=True)` refuses it; trusted, its tensors load (the global is never
+/// called: nothing of the pickle runs here either way).
+#[test]
+fn a_pth_naming_a_global_torch_refuses_loads_only_when_trusted() {
+    let path = fixture("hostile/os_system.pth");
+    let err = StateDict::from_file(&path).unwrap_err();
+    match &err {
+        Error::UnsafePickle { global, .. } => assert_eq!(global, "posix.system"),
+        other => panic!("expected UnsafePickle, got {other:?}"),
+    }
+    assert!(err.to_string().contains("os_system.pth"), "{err}");
+    let linear = ferrovision::nn::LinearConfig::new(2, 1).init(&ferrovision::device::ndarray());
+    let err = ferrovision::weights::load_file(linear, &path, &LoadOptions::non_strict());
+    assert!(matches!(err, Err(Error::UnsafePickle { .. })), "{err:?}");
+    let trusted = StateDict::from_file_trusted(&path).unwrap();
+    let weight = trusted.get("weight").unwrap();
+    assert_eq!(weight.to_f32(&path, "weight", false).unwrap(), [1.5, -2.0]);
+    // torch's own files pass the check untrusted.
+    StateDict::from_file(fixture("golden/resnet18_strided.pth")).unwrap();
+}
+
+/// Weight readers refuse what is not a regular file before reading: a FIFO (an `open` that
+/// would block forever) and a link to `/dev/zero` (a read that never ends).
+#[cfg(unix)]
+#[test]
+fn weight_files_that_are_fifos_or_devices_are_refused() {
+    let dir = common::temp_dir("weights-special");
+    let fifo = dir.join("fifo.pth");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let zero = dir.join("zero.safetensors");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    for (path, kind) in [(&fifo, "a FIFO"), (&zero, "a device")] {
+        let err = StateDict::from_file(path).unwrap_err();
+        assert!(matches!(err, Error::FileRejected { .. }), "{err:?}");
+        assert!(err.to_string().contains(kind), "{err}");
+        let err = ferrovision::train::Checkpoint::load(path).unwrap_err();
+        assert!(matches!(err, Error::FileRejected { .. }), "{err:?}");
+    }
+}

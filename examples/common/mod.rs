@@ -95,12 +95,20 @@ impl Weights {
         &self,
         model: M,
         load_weights: impl FnOnce(M, PathBuf) -> ferrovision::Result<(M, LoadReport)>,
-    ) -> ferrovision::Result<M> {
+    ) -> Result<M, Box<dyn std::error::Error>> {
         let (path, label) = match self {
             Weights::Named(named) => (named.fetch()?, named.name().to_string()),
             Weights::File(path) => (path.clone(), path.display().to_string()),
         };
-        let (model, report) = load_weights(model, path)?;
+        let (model, report) = load_weights(model, path).map_err(|e| match e {
+            // In the flag's words: the library names its option.
+            ferrovision::Error::UnsafePickle { path, global } => format!(
+                "`{}` names the Python global `{global}`, which torch.load(weights_only=True) refuses (it could run code when Python loads it); pass --trust-pickle only if you trust its source",
+                path.display()
+            )
+            .into(),
+            other => Box::<dyn std::error::Error>::from(other),
+        })?;
         println!("weights: {label}: {report}");
         Ok(model)
     }
@@ -111,6 +119,19 @@ impl Weights {
             Weights::Named(named) => Some(named.categories()),
             Weights::File(_) => None,
         }
+    }
+}
+
+/// `Model::load_weights`, reading `.pth` pickles that name globals torch's weights-only loader
+/// refuses only when `trust_pickle` (`--trust-pickle`).
+pub fn load_model_weights(
+    trust_pickle: bool,
+) -> impl FnOnce(Model, PathBuf) -> ferrovision::Result<(Model, LoadReport)> {
+    move |model, path| {
+        let options = ferrovision::weights::LoadOptions::strict()
+            .with_reinit_on_mismatch(model.head_prefix())
+            .with_unsafe_globals(trust_pickle);
+        ferrovision::weights::load_file(model, path, &options)
     }
 }
 
@@ -131,7 +152,12 @@ pub fn load_trained(
         checkpoint.meta.model = Some(ModelSpec {
             arch: config["arch"].as_str().unwrap_or("resnet18").parse()?,
             num_classes: checkpoint.meta.classes.len(),
-            image_size: config["image_size"].as_u64().unwrap_or(224) as u32,
+            image_size: config["image_size"]
+                .as_u64()
+                .map_or(Ok(224), u32::try_from)
+                .map_err(|_| {
+                    format!("`{}`: config `image_size` is out of range", path.display())
+                })?,
             eval_transform,
         });
     }
@@ -161,9 +187,29 @@ pub fn momentum(text: &str) -> Result<f64, String> {
     }
 }
 
-/// `--image-size`: 16 to 4,096 pixels a side (ResNet halves the side five times).
+/// `--image-size`: 16 to 4,096 pixels a side (ResNet halves the side five times; each
+/// architecture's own floor, `Architecture::min_image_size`, is checked with `--arch`).
 pub fn image_size(text: &str) -> Result<u32, String> {
-    count(text, 16, 4096).map(|n| n as u32)
+    count(text, 16, ferrovision::train::MAX_IMAGE_SIZE as usize).map(|n| n as u32)
+}
+
+/// `--epochs`: 1 to 100,000 (zero would train and save nothing).
+pub fn epochs(text: &str) -> Result<usize, String> {
+    count(text, 1, 100_000)
+}
+
+/// `--lr`: a finite number >= 0.
+pub fn learning_rate(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "a learning rate is a finite number >= 0, got {value}"
+        ))
+    }
 }
 
 fn count(text: &str, min: usize, max: usize) -> Result<usize, String> {

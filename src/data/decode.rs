@@ -1,6 +1,6 @@
 //! Decoding any supported image file to 8-bit RGB, with limits against decompression bombs.
 
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 use std::path::Path;
 
 use image::error::{DecodingError, ImageFormatHint};
@@ -41,73 +41,11 @@ impl Default for DecodeLimits {
 /// [`Error::Image`] naming the file when it is empty, truncated, not an image, of an
 /// unsupported format, zero pixels wide or high, or over `limits`.
 pub fn decode_rgb(path: &Path, limits: DecodeLimits) -> Result<RgbImage> {
-    let bytes = read_limited(path, limits.max_file_bytes)?;
+    let bytes = crate::files::read_limited(path, limits.max_file_bytes, "an image file")?;
     decode_rgb_bytes(&bytes, limits).map_err(|source| Error::Image {
         path: path.to_path_buf(),
         source,
     })
-}
-
-/// Reads a regular file of at most `max_bytes`. The file is opened without blocking (a FIFO
-/// without a writer would block `open` forever) and its type checked on the open handle.
-fn read_limited(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
-    let rejected = |problem: String| Error::FileRejected {
-        path: path.to_path_buf(),
-        problem,
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path).map_err(|e| Error::io(path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if !meta.is_file() {
-        return Err(rejected(format!(
-            "not a regular file ({}); an image file was expected",
-            describe_file_type(&meta.file_type())
-        )));
-    }
-    if meta.len() > max_bytes {
-        return Err(rejected(format!(
-            "{} bytes, over the limit of {max_bytes} bytes for an image file",
-            meta.len()
-        )));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    // `take` bounds a file that grows while it is read.
-    file.take(max_bytes + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(rejected(format!(
-            "over the limit of {max_bytes} bytes for an image file"
-        )));
-    }
-    Ok(bytes)
-}
-
-fn describe_file_type(file_type: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if file_type.is_fifo() {
-            return "a FIFO";
-        }
-        if file_type.is_char_device() || file_type.is_block_device() {
-            return "a device";
-        }
-        if file_type.is_socket() {
-            return "a socket";
-        }
-    }
-    if file_type.is_dir() {
-        "a folder"
-    } else {
-        "not a plain file"
-    }
 }
 
 fn decode_rgb_bytes(bytes: &[u8], limits: DecodeLimits) -> ImageResult<RgbImage> {

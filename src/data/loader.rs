@@ -182,6 +182,11 @@ impl DataLoader {
         &self.shared.dataset
     }
 
+    /// The transform each image goes through.
+    pub fn transform(&self) -> &Compose {
+        &self.shared.transform
+    }
+
     /// The options.
     pub fn config(&self) -> &DataLoaderConfig {
         &self.shared.config

@@ -66,6 +66,41 @@ impl Architecture {
             .collect()
     }
 
+    /// The smallest square input side, in pixels, the network runs at: ConvNeXt's stem (4x4,
+    /// stride 4) and three 2x2 stride-2 downsamplings have no padding, so they need 32; the
+    /// other families pad every strided convolution and pooling, so any side of 1 or more
+    /// gives an output (an image that small carries little, but nothing fails).
+    ///
+    /// ```
+    /// use ferrovision::models::Architecture;
+    /// let arch: Architecture = "convnext_tiny".parse()?;
+    /// assert_eq!(arch.min_image_size(), 32);
+    /// # Ok::<(), ferrovision::Error>(())
+    /// ```
+    pub fn min_image_size(self) -> u32 {
+        match self {
+            Architecture::ConvNeXt(_) => 32,
+            Architecture::ResNet(_)
+            | Architecture::MobileNetV3(_)
+            | Architecture::EfficientNet(_) => 1,
+        }
+    }
+
+    /// Checks that `image_size` is at least [`min_image_size`](Self::min_image_size).
+    ///
+    /// # Errors
+    /// [`Error::ImageTooSmall`](crate::Error::ImageTooSmall) naming both.
+    pub fn check_image_size(self, image_size: u32) -> Result<()> {
+        if image_size >= self.min_image_size() {
+            return Ok(());
+        }
+        Err(crate::Error::ImageTooSmall {
+            arch: self.to_string(),
+            image_size,
+            min: self.min_image_size(),
+        })
+    }
+
     /// The network with torchvision's init and a head of `num_classes`, in training mode.
     pub fn init(self, num_classes: usize, device: &Device) -> Model {
         match self {
@@ -233,13 +268,37 @@ mod tests {
     }
 
     #[test]
-    fn each_model_names_its_head() {
+    fn a_side_below_the_smallest_is_a_typed_error() {
+        let convnext = Architecture::ConvNeXt(ConvNeXtArch::Tiny);
+        assert!(convnext.check_image_size(32).is_ok());
+        let err = convnext.check_image_size(31).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "convnext_tiny needs images of at least 32 x 32 pixels, got 31"
+        );
+        assert!(
+            Architecture::ResNet(ResNetDepth::R18)
+                .check_image_size(0)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn each_model_runs_at_its_smallest_side_and_names_its_head() {
         let device = crate::device::ndarray();
-        let resnet = Architecture::ResNet(ResNetDepth::R18).init(3, &device);
-        let mobilenet = Architecture::MobileNetV3(MobileNetV3Arch::Small).init(3, &device);
-        let efficientnet = Architecture::EfficientNet(EfficientNetArch::B0).init(3, &device);
-        let convnext = Architecture::ConvNeXt(ConvNeXtArch::Tiny).init(3, &device);
-        for model in [resnet, mobilenet, efficientnet, convnext] {
+        let archs = [
+            Architecture::ResNet(ResNetDepth::R18),
+            Architecture::MobileNetV3(MobileNetV3Arch::Small),
+            Architecture::EfficientNet(EfficientNetArch::B0),
+            Architecture::ConvNeXt(ConvNeXtArch::Tiny),
+        ];
+        for arch in archs {
+            let model = arch.init(3, &device);
+            // Each runs at its smallest input side (one image, eval mode: batch norm's
+            // running statistics, which a 1 x 1 map can use).
+            let side = arch.min_image_size() as usize;
+            let image = Tensor::<4>::ones([1, 3, side, side], &device);
+            assert_eq!(model.clone().eval().forward(image).dims(), [1, 3], "{arch}");
             let dict = crate::weights::state_dict(&model);
             let head: Vec<_> = dict
                 .keys()

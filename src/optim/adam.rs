@@ -12,8 +12,10 @@ use crate::kernels::{self, AdamStep, AdamTensors};
 /// ```
 /// use ferrovision::optim::AdamConfig;
 /// // torch.optim.Adam(params, lr=0.001)
-/// let optimizer = AdamConfig::new().init();
+/// let optimizer = AdamConfig::new().init()?;
 /// assert_eq!(optimizer.lr(), 1e-3);
+/// assert!(AdamConfig::new().with_lr(f64::NAN).init().is_err());
+/// # Ok::<(), ferrovision::Error>(())
 /// ```
 #[derive(Config, Debug, PartialEq)]
 pub struct AdamConfig {
@@ -39,8 +41,9 @@ pub struct AdamConfig {
 ///
 /// ```
 /// use ferrovision::optim::AdamWConfig;
-/// let optimizer = AdamWConfig::new().with_lr(3e-4).init();
+/// let optimizer = AdamWConfig::new().with_lr(3e-4).init()?;
 /// assert_eq!(optimizer.lr(), 3e-4);
+/// # Ok::<(), ferrovision::Error>(())
 /// ```
 #[derive(Config, Debug, PartialEq)]
 pub struct AdamWConfig {
@@ -61,30 +64,69 @@ pub struct AdamWConfig {
     pub amsgrad: bool,
 }
 
-fn check(name: &str, lr: f64, betas: [f64; 2], eps: f64, weight_decay: f64) {
-    assert!(lr >= 0.0, "{name}: invalid lr {lr}");
-    assert!(eps >= 0.0, "{name}: invalid eps {eps}");
-    for beta in betas {
-        assert!((0.0..1.0).contains(&beta), "{name}: invalid beta {beta}");
+fn check(
+    config: &'static str,
+    lr: f64,
+    betas: [f64; 2],
+    eps: f64,
+    weight_decay: f64,
+) -> crate::Result<()> {
+    non_negative(config, "lr", lr)?;
+    non_negative(config, "eps", eps)?;
+    non_negative(config, "weight_decay", weight_decay)?;
+    for (field, beta) in ["betas[0]", "betas[1]"].into_iter().zip(betas) {
+        if !(0.0..1.0).contains(&beta) {
+            return Err(crate::Error::InvalidConfig {
+                config,
+                field,
+                value: beta.to_string(),
+                expected: "a number in [0, 1)".into(),
+            });
+        }
     }
-    assert!(
-        weight_decay >= 0.0,
-        "{name}: invalid weight_decay {weight_decay}"
-    );
+    Ok(())
+}
+
+/// `value` as a finite number `>= 0`, else the config's typed error naming `field`.
+pub(super) fn non_negative(
+    config: &'static str,
+    field: &'static str,
+    value: f64,
+) -> crate::Result<()> {
+    if value.is_finite() && value >= 0.0 {
+        return Ok(());
+    }
+    Err(crate::Error::InvalidConfig {
+        config,
+        field,
+        value: value.to_string(),
+        expected: "a finite number >= 0".into(),
+    })
 }
 
 impl AdamConfig {
-    /// Panics naming the value when a setting cannot work (PyTorch raises the same); see
-    /// [`AdamConfig::init`].
-    pub(super) fn validate(&self) {
-        check("Adam", self.lr, self.betas, self.eps, self.weight_decay);
+    /// Checks every setting (PyTorch refuses the same); see [`AdamConfig::init`].
+    pub(super) fn validate(&self) -> crate::Result<()> {
+        check(
+            "AdamConfig",
+            self.lr,
+            self.betas,
+            self.eps,
+            self.weight_decay,
+        )
     }
 }
 
 impl AdamWConfig {
-    /// Panics naming the value when a setting cannot work; see [`AdamWConfig::init`].
-    pub(super) fn validate(&self) {
-        check("AdamW", self.lr, self.betas, self.eps, self.weight_decay);
+    /// Checks every setting; see [`AdamWConfig::init`].
+    pub(super) fn validate(&self) -> crate::Result<()> {
+        check(
+            "AdamWConfig",
+            self.lr,
+            self.betas,
+            self.eps,
+            self.weight_decay,
+        )
     }
 }
 

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// ```
 /// use ferrovision::optim::{GradClip, SgdConfig};
-/// let optimizer = SgdConfig::new(0.1).init().with_grad_clip(GradClip::Norm(1.0));
+/// let optimizer = SgdConfig::new(0.1).init()?.with_grad_clip(GradClip::Norm(1.0));
 /// assert_eq!(optimizer.grad_clip(), Some(GradClip::Norm(1.0)));
+/// # Ok::<(), ferrovision::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum GradClip {

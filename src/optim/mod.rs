@@ -14,7 +14,7 @@
 //! let device = ferrovision::device::cpu().autodiff();
 //! let model = ResNetConfig::new(ResNetDepth::R18).with_num_classes(3).init(&device);
 //! // torch.optim.Adam([{"params": backbone, "lr": 1e-4}, {"params": fc.parameters()}], lr=1e-3)
-//! let mut optimizer = AdamConfig::new().init().with_group(ParamGroup::new("fc.").with_lr(1e-3));
+//! let mut optimizer = AdamConfig::new().init()?.with_group(ParamGroup::new("fc.").with_lr(1e-3));
 //! optimizer.set_lr(1e-4);
 //!
 //! let images = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
@@ -23,6 +23,7 @@
 //! let before = model.fc.bias.clone().unwrap().val();
 //! let model = optimizer.step(model, loss.backward());
 //! assert!(!model.fc.bias.unwrap().val().equal(before).all().into_scalar::<bool>());
+//! # Ok::<(), ferrovision::Error>(())
 //! ```
 
 mod adam;

@@ -51,34 +51,49 @@ impl UpdateRule {
 impl SgdConfig {
     /// The optimizer, with one parameter group holding every parameter.
     ///
-    /// # Panics
-    /// When `lr`, `momentum` or `weight_decay` is negative, or `nesterov` is set without
-    /// momentum or with dampening (PyTorch raises the same).
-    pub fn init(&self) -> Optimizer {
-        self.validate();
-        Optimizer::new(UpdateRule::Sgd(self.clone()), self.lr, self.weight_decay)
+    /// # Errors
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the field when `lr`,
+    /// `momentum`, `dampening` or `weight_decay` is negative or not finite, or `nesterov` is set
+    /// without momentum or with dampening (PyTorch raises the same).
+    pub fn init(&self) -> crate::Result<Optimizer> {
+        self.validate()?;
+        Ok(Optimizer::new(
+            UpdateRule::Sgd(self.clone()),
+            self.lr,
+            self.weight_decay,
+        ))
     }
 }
 
 impl AdamConfig {
     /// The optimizer, with one parameter group holding every parameter.
     ///
-    /// # Panics
-    /// When `lr`, `eps` or `weight_decay` is negative or a beta is outside `[0, 1)`.
-    pub fn init(&self) -> Optimizer {
-        self.validate();
-        Optimizer::new(UpdateRule::Adam(self.clone()), self.lr, self.weight_decay)
+    /// # Errors
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the field when `lr`, `eps`
+    /// or `weight_decay` is negative or not finite, or a beta is outside `[0, 1)`.
+    pub fn init(&self) -> crate::Result<Optimizer> {
+        self.validate()?;
+        Ok(Optimizer::new(
+            UpdateRule::Adam(self.clone()),
+            self.lr,
+            self.weight_decay,
+        ))
     }
 }
 
 impl AdamWConfig {
     /// The optimizer, with one parameter group holding every parameter.
     ///
-    /// # Panics
-    /// When `lr`, `eps` or `weight_decay` is negative or a beta is outside `[0, 1)`.
-    pub fn init(&self) -> Optimizer {
-        self.validate();
-        Optimizer::new(UpdateRule::AdamW(self.clone()), self.lr, self.weight_decay)
+    /// # Errors
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the field when `lr`, `eps`
+    /// or `weight_decay` is negative or not finite, or a beta is outside `[0, 1)`.
+    pub fn init(&self) -> crate::Result<Optimizer> {
+        self.validate()?;
+        Ok(Optimizer::new(
+            UpdateRule::AdamW(self.clone()),
+            self.lr,
+            self.weight_decay,
+        ))
     }
 }
 
@@ -87,9 +102,10 @@ impl AdamWConfig {
 ///
 /// ```
 /// use ferrovision::optim::{ParamGroup, SgdConfig};
-/// let optimizer = SgdConfig::new(0.01).init().with_group(ParamGroup::new("fc.").with_lr(0.1));
+/// let optimizer = SgdConfig::new(0.01).init()?.with_group(ParamGroup::new("fc.").with_lr(0.1));
 /// assert_eq!(optimizer.lr_of("fc.weight"), 0.1);
 /// assert_eq!(optimizer.lr_of("layer1.0.conv1.weight"), 0.01);
+/// # Ok::<(), ferrovision::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParamGroup {

@@ -12,8 +12,12 @@ use super::state::ParamState;
 /// use ferrovision::optim::SgdConfig;
 /// // torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
 /// let sgd = SgdConfig::new(0.1).with_momentum(0.9).with_nesterov(true).with_weight_decay(5e-4);
-/// let optimizer = sgd.init();
+/// let optimizer = sgd.init()?;
 /// assert_eq!(optimizer.lr(), 0.1);
+/// // A value PyTorch refuses is a typed error naming the field.
+/// let err = SgdConfig::new(-0.1).init().unwrap_err();
+/// assert_eq!(err.to_string(), "SgdConfig: `lr` is -0.1; expected a finite number >= 0");
+/// # Ok::<(), ferrovision::Error>(())
 /// ```
 #[derive(Config, Debug, PartialEq)]
 pub struct SgdConfig {
@@ -34,26 +38,25 @@ pub struct SgdConfig {
 }
 
 impl SgdConfig {
-    /// Panics naming the value when a setting cannot work (PyTorch raises the same); see
-    /// [`SgdConfig::init`].
-    pub(super) fn validate(&self) {
-        assert!(self.lr >= 0.0, "SGD: invalid lr {}", self.lr);
-        assert!(
-            self.momentum >= 0.0,
-            "SGD: invalid momentum {}",
-            self.momentum
-        );
-        assert!(
-            self.weight_decay >= 0.0,
-            "SGD: invalid weight_decay {}",
-            self.weight_decay
-        );
-        assert!(
-            !self.nesterov || (self.momentum > 0.0 && self.dampening == 0.0),
-            "SGD: nesterov needs momentum > 0 and dampening = 0 (momentum {}, dampening {})",
-            self.momentum,
-            self.dampening
-        );
+    /// Checks every setting (PyTorch refuses the same); see [`SgdConfig::init`].
+    pub(super) fn validate(&self) -> crate::Result<()> {
+        use super::adam::non_negative;
+        non_negative("SgdConfig", "lr", self.lr)?;
+        non_negative("SgdConfig", "momentum", self.momentum)?;
+        non_negative("SgdConfig", "dampening", self.dampening)?;
+        non_negative("SgdConfig", "weight_decay", self.weight_decay)?;
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(crate::Error::InvalidConfig {
+                config: "SgdConfig",
+                field: "nesterov",
+                value: "true".into(),
+                expected: format!(
+                    "nesterov only with momentum > 0 and dampening = 0 (momentum {}, dampening {})",
+                    self.momentum, self.dampening
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// One step of `torch.optim.SGD` on a flattened parameter (the optimizer counts the step).

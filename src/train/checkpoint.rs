@@ -10,7 +10,7 @@ use super::record::EpochRecord;
 use crate::data::transforms::{Compose, Normalize, Resize, presets};
 use crate::models::{Architecture, Model};
 use crate::weights::{LoadOptions, StateDict, load_state_dict};
-use crate::{Error, Result};
+use crate::{Error, Result, SettingDifference};
 
 const META_KEY: &str = "ferrovision.checkpoint";
 const MODEL: &str = "model.";
@@ -74,8 +74,12 @@ impl ModelSpec {
 }
 
 /// The settings a run must keep to be resumed: a resume with others would not continue the
-/// same run (another batch size or seed changes every batch; another optimizer cannot take
-/// this one's state).
+/// same run (another batch size, seed or transform changes every batch; another optimizer
+/// cannot take this one's state; another model, image size or precision computes something
+/// else). What may change on a resume: the number of epochs (the schedule's length excepted),
+/// the loader's workers and prefetch, the progress style and logging interval, callbacks.
+///
+/// Fields after `optimizer` are absent in checkpoints of older versions, and not compared there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
     /// Images per training batch.
@@ -84,6 +88,78 @@ pub struct RunSettings {
     pub train_images: usize,
     /// The optimizer's PyTorch class name (`SGD`, `Adam`, `AdamW`).
     pub optimizer: String,
+    /// The optimizer's whole configuration: update rule with its hyper-parameters, base
+    /// learning rate, parameter groups, gradient clipping.
+    #[serde(default)]
+    pub optimizer_settings: Option<serde_json::Value>,
+    /// The model (architecture, classes, image size, eval transform), when the trainer knows it.
+    #[serde(default)]
+    pub model: Option<ModelSpec>,
+    /// The training transform, as its `Debug` text (every step with its parameters).
+    #[serde(default)]
+    pub transform: Option<String>,
+    /// Shuffling and `drop_last` of the training loader.
+    #[serde(default)]
+    pub sampling: Option<String>,
+    /// The compute precision.
+    #[serde(default)]
+    pub precision: Option<crate::Precision>,
+    /// The learning-rate schedule.
+    #[serde(default)]
+    pub schedule: Option<crate::optim::LrSchedule>,
+}
+
+impl RunSettings {
+    /// Every setting of `current` that differs from these (a checkpoint's); settings one of
+    /// them lacks (an older checkpoint) are not compared.
+    pub fn differences(&self, current: &RunSettings) -> Vec<SettingDifference> {
+        fn text<T: Serialize>(value: &T) -> String {
+            serde_json::to_string(value).unwrap_or_else(|e| format!("<{e}>"))
+        }
+        fn both<T: Serialize>(a: &Option<T>, b: &Option<T>) -> Option<(String, String)> {
+            Some((text(a.as_ref()?), text(b.as_ref()?)))
+        }
+        let pairs = [
+            (
+                "batch size",
+                Some((text(&self.batch_size), text(&current.batch_size))),
+            ),
+            (
+                "training set size",
+                Some((text(&self.train_images), text(&current.train_images))),
+            ),
+            (
+                "optimizer",
+                Some((self.optimizer.clone(), current.optimizer.clone())),
+            ),
+            (
+                "optimizer settings",
+                both(&self.optimizer_settings, &current.optimizer_settings),
+            ),
+            ("model", both(&self.model, &current.model)),
+            (
+                "training transform",
+                both(&self.transform, &current.transform),
+            ),
+            ("sampling", both(&self.sampling, &current.sampling)),
+            ("precision", both(&self.precision, &current.precision)),
+            (
+                "learning-rate schedule",
+                both(&self.schedule, &current.schedule),
+            ),
+        ];
+        pairs
+            .into_iter()
+            .filter_map(|(what, pair)| {
+                let (checkpoint, current) = pair?;
+                (checkpoint != current).then_some(SettingDifference {
+                    what,
+                    checkpoint,
+                    current,
+                })
+            })
+            .collect()
+    }
 }
 
 /// What a checkpoint holds besides tensors: the position, the class names, and free-form JSON
@@ -109,6 +185,86 @@ pub struct CheckpointMeta {
     #[serde(default)]
     pub history: Vec<EpochRecord>,
 }
+
+impl CheckpointMeta {
+    /// Checks every field a program acts on: a class list of distinct names, a model spec that
+    /// agrees with it and whose image size the architecture can take, a position and history
+    /// that agree, accuracies in `[0, 1]`. Returns what is wrong, naming the field.
+    ///
+    /// # Errors
+    /// The first problem found, as text naming the field (`Checkpoint::load` wraps it in
+    /// [`Error::BadCheckpoint`]).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.classes.is_empty() {
+            return Err("`classes` is empty; a classifier has at least one class".into());
+        }
+        let mut names: Vec<&str> = self.classes.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(format!("`classes` names `{}` twice", pair[0]));
+        }
+        if let Some(spec) = &self.model {
+            spec.validate(self.classes.len())?;
+        }
+        let position = &self.position;
+        if let Some(best) = position.best_accuracy
+            && !(0.0..=1.0).contains(&best)
+        {
+            return Err(format!(
+                "`position.best_accuracy` is {best}; expected an accuracy in [0, 1]"
+            ));
+        }
+        if self.history.len() > position.epoch {
+            return Err(format!(
+                "`history` has {} epochs but `position.epoch` is {}",
+                self.history.len(),
+                position.epoch
+            ));
+        }
+        if let Some(settings) = &self.settings {
+            if settings.batch_size == 0 || settings.train_images == 0 {
+                return Err(format!(
+                    "`settings` has batch size {} and {} training images; expected both at least 1",
+                    settings.batch_size, settings.train_images
+                ));
+            }
+            let batches = settings.train_images.div_ceil(settings.batch_size);
+            if position.batch > batches {
+                return Err(format!(
+                    "`position.batch` is {}, past the {batches} batches of an epoch",
+                    position.batch
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ModelSpec {
+    /// Checks the spec against a class list of `classes` names: the same number of classes,
+    /// an image size the architecture takes and at most [`MAX_IMAGE_SIZE`].
+    fn validate(&self, classes: usize) -> std::result::Result<(), String> {
+        if self.num_classes != classes {
+            return Err(format!(
+                "`model.num_classes` is {}, but `classes` lists {classes}",
+                self.num_classes
+            ));
+        }
+        if self.image_size > MAX_IMAGE_SIZE {
+            return Err(format!(
+                "`model.image_size` is {}; expected at most {MAX_IMAGE_SIZE}",
+                self.image_size
+            ));
+        }
+        self.arch
+            .check_image_size(self.image_size)
+            .map_err(|e| format!("`model.image_size`: {e}"))
+    }
+}
+
+/// The largest input side a checkpoint may ask for (the examples' `--image-size` takes the
+/// same): past it one image's tensor alone passes 200 MB.
+pub const MAX_IMAGE_SIZE: u32 = 4096;
 
 /// A model's and an optimizer's state dicts with their [`CheckpointMeta`].
 ///
@@ -166,7 +322,8 @@ impl Checkpoint {
         dict.extend_prefixed(MODEL, self.model.clone());
         dict.extend_prefixed(OPTIMIZER, self.optimizer.clone());
         dict.extend_prefixed(EPOCH_METRICS, self.epoch_metrics.clone());
-        let meta = serde_json::to_string(&self.meta).expect("metadata serialises");
+        let meta =
+            serde_json::to_string(&self.meta).expect("metadata serialises: plain data, no paths");
         dict.set_metadata(META_KEY, meta);
         dict.save_safetensors(path)
     }
@@ -190,6 +347,7 @@ impl Checkpoint {
             .ok_or_else(|| bad(format!("no `{META_KEY}` metadata (a bare weight file?)")))?;
         let meta: CheckpointMeta =
             serde_json::from_str(meta).map_err(|e| bad(format!("metadata: {e}")))?;
+        meta.validate().map_err(bad)?;
         let model = dict.select_prefix(MODEL);
         if model.is_empty() {
             return Err(bad("no `model.*` tensors".into()));
@@ -217,13 +375,7 @@ impl Checkpoint {
         let spec = self.meta.model.as_ref().ok_or_else(|| {
             bad("no model spec (`model` in the metadata): written by an older version, or by a trainer without TrainerConfig::model".into())
         })?;
-        if spec.num_classes != self.meta.classes.len() {
-            return Err(bad(format!(
-                "the model spec has {} classes, the class list {}",
-                spec.num_classes,
-                self.meta.classes.len()
-            )));
-        }
+        spec.validate(self.meta.classes.len()).map_err(bad)?;
         let model = spec.arch.init(spec.num_classes, device);
         let (model, _) = load_state_dict(model, &self.model, &LoadOptions::strict())?;
         Ok((model.eval(), spec.eval_transform()))

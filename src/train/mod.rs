@@ -9,14 +9,16 @@ mod metrics;
 mod progress;
 mod record;
 mod report;
+mod run_dir;
 mod trainer;
 
 pub use callback::{BatchEnd, Callback, Control};
 pub use checkpoint::{
-    Checkpoint, CheckpointMeta, EvalTransform, ModelSpec, RunPosition, RunSettings,
+    Checkpoint, CheckpointMeta, EvalTransform, MAX_IMAGE_SIZE, ModelSpec, RunPosition, RunSettings,
 };
 pub use metrics::{ClassMetrics, EpochMetrics, MetricsAccumulator};
 pub use progress::ProgressStyle;
 pub use record::EpochRecord;
 pub use report::{ConfusionPicture, ConfusionView, Curves, PictureFormat};
+pub use run_dir::{fresh_run_dir, latest_run_dir, move_run_aside, run_contents};
 pub use trainer::{Classifier, FitOutcome, LossFn, Trainer, TrainerConfig, evaluate};

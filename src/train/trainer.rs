@@ -16,13 +16,14 @@ use super::metrics::{EpochMetrics, MetricsAccumulator};
 use super::progress::{Progress, ProgressStyle};
 use super::record::EpochRecord;
 use super::report::{ConfusionPicture, ConfusionView, Curves};
+use super::run_dir::METRICS;
 use crate::data::{Batch, DataLoader, SkippedFile};
 use crate::models::{MobileNetV3, Model, ResNet};
 use crate::nn::{CrossEntropyLossConfig, train_mode};
 use crate::optim::{LrSchedule, Optimizer};
 use crate::precision::full;
 use crate::weights::{LoadOptions, StateDict, load_state_dict, state_dict, write_atomically};
-use crate::{Error, Precision, Result};
+use crate::{Error, Precision, Result, SettingDifference};
 
 /// A module that maps images `[N, 3, H, W]` to class logits `[N, classes]`.
 pub trait Classifier: Module + Clone {
@@ -56,7 +57,15 @@ pub struct TrainerConfig {
     /// The run folder: `config.json`, `metrics.jsonl`, `last.safetensors`,
     /// `best.safetensors`, and as SVG and PNG the pictures `loss`, `accuracy`,
     /// `confusion_matrix` (counts) and `confusion_matrix_normalized` (shares of each true class).
+    /// A folder that holds a run ([`run_contents`](super::run_contents)) is never overwritten:
+    /// a new run there is refused unless [`overwrite`](Self::overwrite) is set.
+    #[serde(serialize_with = "crate::paths::serialize_lossy")]
     pub run_dir: PathBuf,
+    /// Start afresh in a run folder that holds a run, after moving that run aside (to
+    /// `RUN.previous`, `RUN.previous-2`, ...; see [`move_run_aside`](super::move_run_aside)).
+    /// Without it such a folder is refused with [`Error::RunExists`]. Resuming ignores it.
+    #[serde(default)]
+    pub overwrite: bool,
     /// The learning-rate schedule, advanced once per batch.
     pub schedule: LrSchedule,
     /// The seed the loaders were built with (stored in checkpoints).
@@ -84,6 +93,7 @@ impl TrainerConfig {
         Self {
             epochs,
             run_dir: run_dir.into(),
+            overwrite: false,
             schedule: LrSchedule::Constant,
             seed: 0,
             log_every: 10,
@@ -238,9 +248,12 @@ impl Trainer {
         resume: Option<Checkpoint>,
     ) -> Result<FitOutcome<M>> {
         check_loader(train)?;
-        std::fs::create_dir_all(&self.config.run_dir)
-            .map_err(|e| Error::io(&self.config.run_dir, e))?;
-        let _lock = RunLock::acquire(&self.config.run_dir)?;
+        if self.config.epochs == 0 {
+            return Err(Error::InvalidSetup {
+                problem: "`TrainerConfig::epochs` is 0: nothing would be trained or saved".into(),
+            });
+        }
+        let _lock = self.claim_run_dir(resume.is_some())?;
         let classes = train.dataset().classes().to_vec();
         self.write_config(optimizer, train, val, &classes)?;
         let mut run = RunState {
@@ -279,6 +292,30 @@ impl Trainer {
         Ok(self.outcome(run, false))
     }
 
+    /// Creates and locks the run folder; for a new run, refuses one that holds a run unless
+    /// `overwrite`, which moves that run aside first.
+    fn claim_run_dir(&self, resuming: bool) -> Result<RunLock> {
+        let dir = &self.config.run_dir;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let lock = RunLock::acquire(dir)?;
+        if resuming {
+            return Ok(lock);
+        }
+        let Some(aside) = super::run_dir::claim_for_new_run(dir, self.config.overwrite)? else {
+            return Ok(lock);
+        };
+        drop(lock);
+        self.say(|| {
+            format!(
+                "overwrite: the run that was in {} is now in {}",
+                dir.display(),
+                aside.display()
+            )
+        });
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        RunLock::acquire(dir)
+    }
+
     fn write_config(
         &self,
         optimizer: &Optimizer,
@@ -296,7 +333,7 @@ impl Trainer {
             "train_images": train.dataset().len(),
             "val_images": val.map(|v| v.dataset().len()),
         }))
-        .expect("config serialises");
+        .expect("config serialises: paths are written escaped, the rest is plain data");
         write_atomically(&self.path("config.json"), &config_json)
     }
 
@@ -332,41 +369,42 @@ impl Trainer {
     ) -> Result<()> {
         let meta = &checkpoint.meta;
         let path = checkpoint.model.source_or_memory();
-        let differ = |what: &'static str, theirs: String, ours: String| -> Result<()> {
-            if theirs == ours {
-                return Ok(());
+        let mut differences = Vec::new();
+        let mut differ = |what: &'static str, checkpoint: String, current: String| {
+            if checkpoint != current {
+                differences.push(SettingDifference {
+                    what,
+                    checkpoint,
+                    current,
+                });
             }
-            Err(Error::ResumeMismatch {
-                path: path.clone(),
-                what,
-                checkpoint: theirs,
-                current: ours,
-            })
         };
         let classes = train.dataset().classes();
         differ(
             "classes",
             list_classes(&meta.classes),
             list_classes(classes),
-        )?;
+        );
         differ(
             "seed",
             meta.position.seed.to_string(),
             self.config.seed.to_string(),
-        )?;
+        );
         if let Some(settings) = &meta.settings {
-            let ours = run_settings(optimizer, train);
-            differ(
-                "batch size",
-                settings.batch_size.to_string(),
-                ours.batch_size.to_string(),
-            )?;
-            differ(
-                "training set size",
-                settings.train_images.to_string(),
-                ours.train_images.to_string(),
-            )?;
-            differ("optimizer", settings.optimizer.clone(), ours.optimizer)?;
+            differences.extend(settings.differences(&self.run_settings(optimizer, train)));
+        }
+        if !differences.is_empty() {
+            return Err(Error::ResumeMismatch { path, differences });
+        }
+        if meta.position.batch >= train.len() {
+            return Err(Error::BadCheckpoint {
+                path,
+                problem: format!(
+                    "`position.batch` is {}, but an epoch has {} batches",
+                    meta.position.batch,
+                    train.len()
+                ),
+            });
         }
         Ok(())
     }
@@ -382,9 +420,10 @@ impl Trainer {
     ) -> Result<Vec<EpochRecord>> {
         use std::io::BufRead;
         let path = self.path(METRICS);
-        let mut lines = std::fs::File::open(&path)
+        // Bounded by the file's size when opened; a FIFO or device there is never read.
+        let mut lines = crate::files::open_regular(&path, "the run's metrics.jsonl")
             .ok()
-            .map(|f| std::io::BufReader::new(f).lines());
+            .map(|(f, len)| std::io::BufReader::new(std::io::Read::take(f, len)).lines());
         let mut text = String::new();
         let mut history = Vec::with_capacity(epochs);
         for (i, summary) in summaries.into_iter().take(epochs).enumerate() {
@@ -467,7 +506,18 @@ impl Trainer {
             }
         }
         progress.finish();
-        self.report_skipped(epoch, &batches.take_skipped());
+        let skipped = batches.take_skipped();
+        if run.metrics.samples() == 0 {
+            return Err(Error::NoTrainingData {
+                epoch: epoch + 1,
+                root: train.dataset().root().to_path_buf(),
+                skipped: skipped
+                    .iter()
+                    .map(|file| train.dataset().samples()[file.index].0.clone())
+                    .collect(),
+            });
+        }
+        self.report_skipped(epoch, &skipped);
         Ok((run, Pass::Finished))
     }
 
@@ -608,9 +658,33 @@ impl Trainer {
                 classes: train.dataset().classes().to_vec(),
                 config: self.config.extra.clone(),
                 model: self.config.model.clone(),
-                settings: Some(run_settings(optimizer, train)),
+                settings: Some(self.run_settings(optimizer, train)),
                 history: run.history.iter().map(EpochRecord::summary).collect(),
             },
+        }
+    }
+
+    /// What a resume must keep (see [`RunSettings`]).
+    fn run_settings(&self, optimizer: &Optimizer, train: &DataLoader) -> RunSettings {
+        let config = train.config();
+        RunSettings {
+            batch_size: config.batch_size,
+            train_images: train.dataset().len(),
+            optimizer: optimizer.rule().name().to_string(),
+            optimizer_settings: Some(serde_json::json!({
+                "rule": optimizer.rule(),
+                "lr": optimizer.lr(),
+                "groups": optimizer.groups(),
+                "grad_clip": optimizer.grad_clip(),
+            })),
+            model: self.config.model.clone(),
+            transform: Some(format!("{:?}", train.transform())),
+            sampling: Some(format!(
+                "shuffle {}, drop_last {}",
+                config.shuffle, config.drop_last
+            )),
+            precision: Some(self.config.precision),
+            schedule: Some(self.config.schedule.clone()),
         }
     }
 
@@ -658,8 +732,6 @@ impl Trainer {
 /// metrics and the C x C confusion matrix stay in `metrics.jsonl`), so memory stays bounded.
 const FULL_RECORD_CLASSES: usize = 100;
 
-const METRICS: &str = "metrics.jsonl";
-
 /// What a run carries from batch to batch.
 struct RunState<M> {
     model: M,
@@ -696,14 +768,6 @@ fn check_loader(train: &DataLoader) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn run_settings(optimizer: &Optimizer, train: &DataLoader) -> RunSettings {
-    RunSettings {
-        batch_size: train.config().batch_size,
-        train_images: train.dataset().len(),
-        optimizer: optimizer.rule().name().to_string(),
-    }
 }
 
 /// A class list for an error message: its length and first names.

@@ -25,6 +25,10 @@ pub struct LoadOptions {
     /// tensors keep the model's fresh initialisation and the report lists them under
     /// `reinitialized` (fine-tuning with another number of classes).
     pub reinit_on_mismatch: Vec<String>,
+    /// Read `.pth` files whose pickle names Python globals torch's weights-only loader refuses
+    /// (see [`StateDict::from_file_trusted`]); off by default, as `torch.load`'s
+    /// `weights_only=True`.
+    pub allow_unsafe_globals: bool,
 }
 
 impl Default for LoadOptions {
@@ -40,6 +44,7 @@ impl LoadOptions {
         Self {
             strict: true,
             reinit_on_mismatch: Vec::new(),
+            allow_unsafe_globals: false,
         }
     }
 
@@ -48,7 +53,14 @@ impl LoadOptions {
         Self {
             strict: false,
             reinit_on_mismatch: Vec::new(),
+            allow_unsafe_globals: false,
         }
+    }
+
+    /// Sets [`allow_unsafe_globals`](Self::allow_unsafe_globals).
+    pub fn with_unsafe_globals(mut self, allow: bool) -> Self {
+        self.allow_unsafe_globals = allow;
+        self
     }
 
     /// Also accept shape mismatches under `prefix`, keeping the model's fresh tensors there.
@@ -296,7 +308,7 @@ pub fn load_file<M: Module>(
             .get(key)
             .is_some_and(|expected| shapes_fit(key, expected, shape))
     };
-    let dict = StateDict::read(path.as_ref(), &wanted)?;
+    let dict = StateDict::read(path.as_ref(), &wanted, options.allow_unsafe_globals)?;
     load_state_dict(module, &dict, options)
 }
 

@@ -16,21 +16,18 @@ pub(super) type Metadata = BTreeMap<String, String>;
 /// the others are kept with their shape and type but no bytes (for a load report).
 pub(super) type Wanted<'a> = &'a dyn Fn(&str, &[usize]) -> bool;
 
-/// Reads a `torch.save` file in pure Rust (zip, legacy and tar containers).
-pub(super) fn read_pth(path: &Path, wanted: Wanted<'_>) -> Result<Tensors> {
+/// Reads a `torch.save` file in pure Rust (zip, legacy and tar containers). Unless
+/// `trust_pickle`, a file whose pickle names a global torch's weights-only loader refuses is
+/// refused first ([`Error::UnsafePickle`]).
+pub(super) fn read_pth(path: &Path, wanted: Wanted<'_>, trust_pickle: bool) -> Result<Tensors> {
     let pth_error = |source| Error::Pth {
         path: path.to_path_buf(),
         source,
     };
-    if !path.exists() {
-        return Err(Error::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        ));
+    let file_len = crate::files::check_regular(path, "a weight file")?;
+    if !trust_pickle {
+        super::pickle_globals::check_file(path, file_len)?;
     }
-    let file_len = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
     let budget = pth_budget(file_len);
     let mut total = 0u64;
     let mut _copy = None;
@@ -108,7 +105,7 @@ fn pth_budget(file_len: u64) -> u64 {
 }
 
 pub(super) fn read_safetensors(path: &Path) -> Result<(Tensors, Metadata)> {
-    let buffer = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let buffer = crate::files::read_regular(path, "a weight file")?;
     let file = SafeTensors::deserialize(&buffer).map_err(|source| Error::Safetensors {
         path: path.to_path_buf(),
         source,

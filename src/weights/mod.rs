@@ -26,6 +26,7 @@
 mod apply;
 mod formats;
 pub mod hub;
+mod pickle_globals;
 mod raw;
 mod state_dict;
 mod zip_copy;

@@ -117,22 +117,43 @@ impl RawTensor {
         let chunks = self.bytes.chunks_exact(size);
         Ok(match self.dtype {
             Dtype::F32 => chunks
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .map(|b| {
+                    f32::from_le_bytes(b.try_into().expect("chunks_exact gives whole elements"))
+                })
                 .collect(),
             Dtype::F64 => chunks
-                .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
+                .map(|b| {
+                    f64::from_le_bytes(b.try_into().expect("chunks_exact gives whole elements"))
+                        as f32
+                })
                 .collect(),
             Dtype::F16 => chunks
-                .map(|b| half::f16::from_le_bytes(b.try_into().unwrap()).to_f32())
+                .map(|b| {
+                    half::f16::from_le_bytes(
+                        b.try_into().expect("chunks_exact gives whole elements"),
+                    )
+                    .to_f32()
+                })
                 .collect(),
             Dtype::BF16 => chunks
-                .map(|b| half::bf16::from_le_bytes(b.try_into().unwrap()).to_f32())
+                .map(|b| {
+                    half::bf16::from_le_bytes(
+                        b.try_into().expect("chunks_exact gives whole elements"),
+                    )
+                    .to_f32()
+                })
                 .collect(),
             Dtype::I64 => chunks
-                .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
+                .map(|b| {
+                    i64::from_le_bytes(b.try_into().expect("chunks_exact gives whole elements"))
+                        as f32
+                })
                 .collect(),
             Dtype::I32 => chunks
-                .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32)
+                .map(|b| {
+                    i32::from_le_bytes(b.try_into().expect("chunks_exact gives whole elements"))
+                        as f32
+                })
                 .collect(),
             Dtype::U8 => self.bytes.iter().map(|b| *b as f32).collect(),
             Dtype::Other(_) => unreachable!("size() is None for other types"),

@@ -27,8 +27,7 @@ enum Format {
 fn sniff(path: &Path) -> Option<Format> {
     use std::io::Read;
     let mut head = Vec::with_capacity(9);
-    let file = std::fs::File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
+    let (file, len) = crate::files::open_regular(path, "a weight file").ok()?;
     file.take(9).read_to_end(&mut head).ok()?;
     if head.len() == 9 && head[8] == b'{' {
         let header = u64::from_le_bytes(head[..8].try_into().ok()?);
@@ -60,15 +59,31 @@ impl StateDict {
     /// it is not a valid file of its format (truncated, corrupt), [`Error::UnknownFormat`] when
     /// neither its first bytes nor its extension name a format.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        Self::read(path.as_ref(), &|_, _| true)
+        Self::read(path.as_ref(), &|_, _| true, false)
+    }
+
+    /// As [`from_file`](Self::from_file), also reading a `.pth` file whose pickle names Python
+    /// globals torch's weights-only loader refuses (`torch.load(weights_only=False)`): such a
+    /// file can run code when Python loads it. ferrovision never runs it, but load it only if
+    /// you trust where it came from.
+    ///
+    /// # Errors
+    /// As [`from_file`](Self::from_file), without [`Error::UnsafePickle`].
+    pub fn from_file_trusted(path: impl AsRef<Path>) -> Result<Self> {
+        Self::read(path.as_ref(), &|_, _| true, true)
     }
 
     /// As [`from_file`](Self::from_file), reading the data of the tensors `wanted` accepts
     /// (asked with each key and shape before anything is read); the others keep their shape
     /// and type but hold no bytes, so they can be reported but not loaded.
-    pub(crate) fn read(path: &Path, wanted: super::formats::Wanted<'_>) -> Result<Self> {
-        // A missing file is reported as such, whatever its name says about the format.
-        std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    pub(crate) fn read(
+        path: &Path,
+        wanted: super::formats::Wanted<'_>,
+        trust_pickle: bool,
+    ) -> Result<Self> {
+        // A missing file is reported as such, whatever its name says about the format; a FIFO
+        // or a device is refused before anything opens it for a blocking read.
+        crate::files::check_regular(path, "a weight file")?;
         let format = match sniff(path) {
             Some(format) => format,
             None => match path
@@ -87,7 +102,10 @@ impl StateDict {
             },
         };
         let (tensors, metadata) = match format {
-            Format::Pth => (super::formats::read_pth(path, wanted)?, BTreeMap::new()),
+            Format::Pth => (
+                super::formats::read_pth(path, wanted, trust_pickle)?,
+                BTreeMap::new(),
+            ),
             Format::Safetensors => super::formats::read_safetensors(path)?,
         };
         Ok(Self {
