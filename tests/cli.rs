@@ -126,15 +126,21 @@ fn os(text: &str) -> &OsStr {
     OsStr::new(text)
 }
 
+/// One epoch trained into `dir/run` on tiny data in `dir/data`: the data and run folders, or
+/// `None` when the example is not built.
+fn first_run(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let data = tiny_data(&dir.join("data"));
+    let run_dir = dir.join("run");
+    assert_ok(&run(train(&data, 1, &[os("--out"), run_dir.as_os_str()])?));
+    Some((data, run_dir))
+}
+
 #[test]
 fn a_run_folder_that_holds_a_run_is_never_overwritten() {
     let dir = common::temp_dir("cli-no-overwrite");
-    let data = tiny_data(&dir.join("data"));
-    let run_dir = dir.join("run");
-    let Some(first) = train(&data, 1, &[os("--out"), run_dir.as_os_str()]) else {
+    let Some((data, run_dir)) = first_run(&dir) else {
         return;
     };
-    assert_ok(&run(first));
     let metrics = std::fs::read(run_dir.join("metrics.jsonl")).unwrap();
     let last = std::fs::read(run_dir.join("last.safetensors")).unwrap();
 
@@ -189,12 +195,9 @@ fn a_run_folder_that_holds_a_run_is_never_overwritten() {
 #[test]
 fn a_resume_that_would_change_the_run_lists_every_difference() {
     let dir = common::temp_dir("cli-resume-check");
-    let data = tiny_data(&dir.join("data"));
-    let run_dir = dir.join("run");
-    let Some(first) = train(&data, 1, &[os("--out"), run_dir.as_os_str()]) else {
+    let Some((data, run_dir)) = first_run(&dir) else {
         return;
     };
-    assert_ok(&run(first));
     let last = std::fs::read(run_dir.join("last.safetensors")).unwrap();
     let changed = &[
         os("--out"),

@@ -116,6 +116,27 @@ fn a_file_already_in_the_cache_is_used_without_a_download() {
     assert!(server.seen().is_empty());
 }
 
+/// A FIFO where the cached file (or its part file) should be is refused, never read, written
+/// or replaced, and the server is not asked.
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_the_cache_is_refused_and_left_alone() {
+    let server = Server::start();
+    let cache = common::temp_dir("hub-fifo");
+    for name in ["resnet18-f37072fd.pth", "resnet34-b627a593.pth.partial"] {
+        let path = cache.join(name);
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    }
+    for name in ["resnet18-f37072fd.pth", "resnet34-b627a593.pth"] {
+        let err = quiet(&cache).fetch(&server.url(name)).unwrap_err();
+        assert!(matches!(err, Error::FileRejected { .. }), "{err:?}");
+        assert!(err.to_string().contains("(a FIFO)"), "{err}");
+    }
+    assert!(server.seen().is_empty());
+    assert_eq!(files_in(&cache).len(), 2);
+}
+
 #[test]
 fn a_file_whose_hash_differs_from_its_name_is_refused_and_not_kept() {
     let server = Server::start();

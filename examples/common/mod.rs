@@ -177,14 +177,11 @@ pub fn workers(text: &str) -> Result<usize, String> {
 
 /// `--bn-momentum`: a number in `[0, 1]`.
 pub fn momentum(text: &str) -> Result<f64, String> {
-    let value: f64 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number"))?;
-    if (0.0..=1.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(format!("a momentum is in [0, 1], got {value}"))
-    }
+    number(
+        text,
+        |v| (0.0..=1.0).contains(&v),
+        "a momentum is in [0, 1]",
+    )
 }
 
 /// `--image-size`: 16 to 4,096 pixels a side (ResNet halves the side five times; each
@@ -200,15 +197,22 @@ pub fn epochs(text: &str) -> Result<usize, String> {
 
 /// `--lr`: a finite number >= 0.
 pub fn learning_rate(text: &str) -> Result<f64, String> {
+    number(
+        text,
+        |v| v.is_finite() && v >= 0.0,
+        "a learning rate is a finite number >= 0",
+    )
+}
+
+/// `text` as a number that `fits`, else `rule` and the value.
+fn number(text: &str, fits: impl Fn(f64) -> bool, rule: &str) -> Result<f64, String> {
     let value: f64 = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number"))?;
-    if value.is_finite() && value >= 0.0 {
+    if fits(value) {
         Ok(value)
     } else {
-        Err(format!(
-            "a learning rate is a finite number >= 0, got {value}"
-        ))
+        Err(format!("{rule}, got {value}"))
     }
 }
 

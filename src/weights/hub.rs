@@ -132,8 +132,14 @@ impl Fetch {
                 reason: DownloadFailure::NoFileName,
             });
         }
-        if path.is_file() {
-            return Ok(path);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => return Ok(path),
+            // A FIFO, a device or a folder where the file should be: refused, never read or
+            // replaced.
+            Ok(_) => {
+                crate::files::check_regular(&path, "a cached weight file")?;
+            }
+            Err(_) => {}
         }
         std::fs::create_dir_all(&self.cache_dir).map_err(|e| Error::io(&self.cache_dir, e))?;
         Partial::open(&path)?.complete(url, &path, self.progress)?;
@@ -153,6 +159,9 @@ impl Partial {
         let mut name = target.file_name().unwrap_or_default().to_os_string();
         name.push(".partial");
         let path = target.with_file_name(name);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            crate::files::check_regular(&path, "a partial download")?;
+        }
         let file = crate::atomic::open_kept(&path)?;
         file.lock().map_err(|e| Error::io(&path, e))?;
         Ok(Self { file, path })
