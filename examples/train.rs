@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -27,8 +27,8 @@ use ferrovision::optim::{
     AdamConfig, LrSchedule, Optimizer, SgdConfig, freeze, trainable_parameters,
 };
 use ferrovision::train::{
-    Checkpoint, EvalTransform, ModelSpec, Trainer, TrainerConfig, fresh_run_dir, latest_run_dir,
-    move_run_aside, run_contents,
+    Checkpoint, EvalTransform, FitOutcome, ModelSpec, Trainer, TrainerConfig, fresh_run_dir,
+    latest_run_dir, move_run_aside, run_contents,
 };
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -218,6 +218,78 @@ fn image_size(args: &Args) -> u32 {
     size
 }
 
+/// The data: `--data`, or the built-in shapes dataset drawn into the run folder (once).
+fn data_root(args: &Args, out: &Path) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    if let Some(root) = &args.data {
+        return Ok(root.clone());
+    }
+    let root = out.join("shapes");
+    if !root.join("val").is_dir() {
+        println!(
+            "data: drawing the built-in shapes dataset into {}",
+            root.display()
+        );
+        let config = ShapesConfig {
+            seed: args.seed,
+            ..ShapesConfig::default()
+        };
+        write_shapes(&root, &config)?;
+    }
+    Ok(root)
+}
+
+/// `--optimizer` with `--lr` (SGD with momentum 0.9).
+fn optimizer(args: &Args) -> ferrovision::Result<Optimizer> {
+    match args.optimizer {
+        OptimizerName::Adam => AdamConfig::new().with_lr(args.lr).init(),
+        OptimizerName::Sgd => SgdConfig::new(args.lr).with_momentum(0.9).init(),
+    }
+}
+
+/// With `--resume`, the run folder's last checkpoint, saying where it stands.
+fn resume_checkpoint(
+    args: &Args,
+    out: &Path,
+    epochs: usize,
+) -> Result<Option<Checkpoint>, Box<dyn std::error::Error>> {
+    if !args.resume {
+        return Ok(None);
+    }
+    let path = out.join("last.safetensors");
+    let checkpoint = Checkpoint::load(&path)?;
+    let position = &checkpoint.meta.position;
+    println!(
+        "resume: {} (epoch {}, batch {})",
+        path.display(),
+        position.epoch,
+        position.batch
+    );
+    if position.epoch >= epochs {
+        println!(
+            "resume: the run has trained {} epochs already, --epochs asks for {epochs}: nothing to train",
+            position.epoch
+        );
+    }
+    Ok(Some(checkpoint))
+}
+
+/// The best epoch's validation report and where the run folder is.
+fn report(outcome: &FitOutcome<Model>, started: Instant) {
+    if let Some(best) = outcome.best() {
+        let metrics = best.val.as_ref().unwrap_or(&best.train);
+        println!(
+            "\nbest epoch {} (validation):\n{}",
+            best.epoch,
+            metrics.report()
+        );
+    }
+    println!(
+        "run folder: {} (best.safetensors, last.safetensors, metrics.jsonl, pictures as .svg and .png); {:.0} s in all",
+        outcome.run_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let started = Instant::now();
@@ -228,26 +300,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     args.precision.check(&device)?;
 
     let built_in = args.data.is_none();
-    let data_root = match &args.data {
-        Some(root) => root.clone(),
-        None => {
-            let root = out.join("shapes");
-            if !root.join("val").is_dir() {
-                println!(
-                    "data: drawing the built-in shapes dataset into {}",
-                    root.display()
-                );
-                write_shapes(
-                    &root,
-                    &ShapesConfig {
-                        seed: args.seed,
-                        ..ShapesConfig::default()
-                    },
-                )?;
-            }
-            root
-        }
-    };
+    let data_root = data_root(&args, &out)?;
     let (train_set, val_set) = train_val(&data_root, 0.2, args.seed)?;
     let classes = train_set.classes().to_vec();
     println!(
@@ -315,10 +368,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         trainable_parameters(&model)
     );
 
-    let mut optimizer: Optimizer = match args.optimizer {
-        OptimizerName::Adam => AdamConfig::new().with_lr(args.lr).init()?,
-        OptimizerName::Sgd => SgdConfig::new(args.lr).with_momentum(0.9).init()?,
-    };
+    let mut optimizer = optimizer(&args)?;
     let from_scratch_mobilenet =
         built_in && args.weights.is_none() && matches!(args.arch, Architecture::MobileNetV3(_));
     let epochs = args
@@ -354,42 +404,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         stop.store(true, Ordering::Relaxed);
     })?;
 
-    let resume = if args.resume {
-        let path = out.join("last.safetensors");
-        let checkpoint = Checkpoint::load(&path)?;
-        println!(
-            "resume: {} (epoch {}, batch {})",
-            path.display(),
-            checkpoint.meta.position.epoch,
-            checkpoint.meta.position.batch
-        );
-        if checkpoint.meta.position.epoch >= epochs {
-            println!(
-                "resume: the run has trained {} epochs already, --epochs asks for {epochs}: nothing to train",
-                checkpoint.meta.position.epoch
-            );
-        }
-        Some(checkpoint)
-    } else {
-        None
-    };
+    let resume = resume_checkpoint(&args, &out, epochs)?;
     let outcome = trainer.fit(model, &mut optimizer, &train, Some(&val), resume)?;
     if outcome.interrupted {
         println!("stopped; resume with --resume --out {}", out.display());
         return Ok(());
     }
-    if let Some(best) = outcome.best() {
-        let metrics = best.val.as_ref().unwrap_or(&best.train);
-        println!(
-            "\nbest epoch {} (validation):\n{}",
-            best.epoch,
-            metrics.report()
-        );
-    }
-    println!(
-        "run folder: {} (best.safetensors, last.safetensors, metrics.jsonl, pictures as .svg and .png); {:.0} s in all",
-        outcome.run_dir.display(),
-        started.elapsed().as_secs_f64()
-    );
+    report(&outcome, started);
     Ok(())
 }

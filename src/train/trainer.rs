@@ -232,11 +232,17 @@ impl Trainer {
     /// # Errors
     /// - [`Error::NonFiniteLoss`] when the loss becomes NaN/inf (checked at every progress
     ///   update and epoch end); checkpoints written before are kept, none is written after.
-    /// - [`Error::InvalidSetup`] when the loader yields no batch or batches of one image.
-    /// - [`Error::ResumeMismatch`] when the resume checkpoint was written with other classes,
-    ///   seed, batch size, training set size or optimizer; [`Error::IncompatibleWeights`] when
-    ///   its model or optimizer state does not fit.
-    /// - [`Error::RunLocked`] when another run holds the run folder.
+    /// - [`Error::InvalidSetup`] when the loader yields no batch or batches of one image, or
+    ///   `epochs` is 0.
+    /// - [`Error::RunExists`] when a new run (no `resume`) is started in a run folder that holds
+    ///   a run and [`TrainerConfig::overwrite`] is off; nothing in it is touched.
+    /// - [`Error::ResumeMismatch`] listing every setting of [`RunSettings`] (and the classes and
+    ///   seed) the resume checkpoint was written with that this run changes;
+    ///   [`Error::BadCheckpoint`] when its position lies past an epoch's batches;
+    ///   [`Error::IncompatibleWeights`] when its model or optimizer state does not fit.
+    /// - [`Error::NoTrainingData`] when an epoch finds no readable image (all skipped under
+    ///   [`OnError::Skip`](crate::data::OnError::Skip)); nothing of it is saved.
+    /// - [`Error::RunLocked`] when another run holds the run folder, naming its process.
     /// - [`Error::Io`] when the run folder cannot be written; data errors under
     ///   [`OnError::Fail`](crate::data::OnError::Fail).
     pub fn fit<M: Classifier>(
