@@ -69,7 +69,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         return Err("--iters must be at least 1".into());
     }
     let device = args.device.open()?;
-    args.precision.check(&device)?;
+    common::check_precision(args.precision, &device)?;
     // Training needs the autodiff graph; inference runs on the plain device.
     let device = match args.mode {
         Mode::Train => device.autodiff(),

@@ -297,7 +297,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let out = run_folder(&args)?;
     let device = ferrovision::device::by_name(&args.device)?;
     println!("device: {}", ferrovision::device::describe(&device));
-    args.precision.check(&device)?;
+    common::check_precision(args.precision, &device)?;
 
     let built_in = args.data.is_none();
     let data_root = data_root(&args, &out)?;

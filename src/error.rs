@@ -227,7 +227,7 @@ pub enum Error {
         expected: &'static str,
     },
     /// A precision the device cannot compute in (e.g. bf16 on a Vulkan driver without it).
-    #[error("the {device} device cannot compute in {precision}; use --precision f32 there")]
+    #[error("the {device} device cannot compute in {precision}; compute in `Precision::F32` there")]
     UnsupportedPrecision {
         /// The precision asked for.
         precision: String,

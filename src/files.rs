@@ -92,6 +92,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(unsafe_code)] // mkfifo(3): a FIFO to refuse.
     fn devices_and_fifos_are_refused_and_files_read_to_their_size() {
         let err = read_regular(Path::new("/dev/zero"), "a weight file").unwrap_err();
         assert!(

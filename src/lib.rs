@@ -46,12 +46,16 @@
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// `unsafe` lives in the CPU kernels alone (vector intrinsics, raw views of tensor memory), each
+// block with its reason there.
+#![deny(unsafe_code)]
 
 mod atomic;
 pub mod data;
 pub mod device;
 mod error;
 mod files;
+#[allow(unsafe_code)]
 mod kernels;
 pub mod models;
 pub mod nn;

@@ -37,6 +37,20 @@ pub fn main_with(body: impl FnOnce() -> Result<(), Box<dyn std::error::Error>>) 
     }
 }
 
+/// `--precision` checked against the device, a refusal in the flag's words.
+pub fn check_precision(
+    precision: ferrovision::Precision,
+    device: &Device,
+) -> Result<(), Box<dyn std::error::Error>> {
+    precision.check(device).map_err(|e| match e {
+        ferrovision::Error::UnsupportedPrecision { precision, device } => format!(
+            "--precision {precision}: the {device} device cannot compute in it; use --precision f32 there"
+        )
+        .into(),
+        other => other.into(),
+    })
+}
+
 /// Seconds each of `iters` calls of `step` takes, after `warmup` untimed ones.
 pub fn timed(
     warmup: usize,
