@@ -449,6 +449,17 @@ pub struct SettingDifference {
     pub current: String,
 }
 
+impl SettingDifference {
+    /// The difference in `what`, when the two values differ.
+    pub(crate) fn between(what: &'static str, checkpoint: String, current: String) -> Option<Self> {
+        (checkpoint != current).then_some(Self {
+            what,
+            checkpoint,
+            current,
+        })
+    }
+}
+
 impl std::fmt::Display for SettingDifference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -152,11 +152,7 @@ impl RunSettings {
             .into_iter()
             .filter_map(|(what, pair)| {
                 let (checkpoint, current) = pair?;
-                (checkpoint != current).then_some(SettingDifference {
-                    what,
-                    checkpoint,
-                    current,
-                })
+                SettingDifference::between(what, checkpoint, current)
             })
             .collect()
     }

@@ -375,27 +375,22 @@ impl Trainer {
     ) -> Result<()> {
         let meta = &checkpoint.meta;
         let path = checkpoint.model.source_or_memory();
-        let mut differences = Vec::new();
-        let mut differ = |what: &'static str, checkpoint: String, current: String| {
-            if checkpoint != current {
-                differences.push(SettingDifference {
-                    what,
-                    checkpoint,
-                    current,
-                });
-            }
-        };
         let classes = train.dataset().classes();
-        differ(
-            "classes",
-            list_classes(&meta.classes),
-            list_classes(classes),
-        );
-        differ(
-            "seed",
-            meta.position.seed.to_string(),
-            self.config.seed.to_string(),
-        );
+        let mut differences: Vec<SettingDifference> = [
+            SettingDifference::between(
+                "classes",
+                list_classes(&meta.classes),
+                list_classes(classes),
+            ),
+            SettingDifference::between(
+                "seed",
+                meta.position.seed.to_string(),
+                self.config.seed.to_string(),
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         if let Some(settings) = &meta.settings {
             differences.extend(settings.differences(&self.run_settings(optimizer, train)));
         }
